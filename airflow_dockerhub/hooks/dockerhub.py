@@ -1,0 +1,392 @@
+"""Hook for the Docker Hub API: repositories of a namespace, build history and auth tokens."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import requests
+from airflow.sdk import BaseHook
+
+from airflow_dockerhub.builds import AUDIT_HISTORY, LEGACY_HISTORY, Build, is_build_action
+from airflow_dockerhub.exceptions import (
+    DockerHubAuthError,
+    DockerHubError,
+    DockerHubLoginError,
+    DockerHubNotFoundError,
+)
+from airflow_dockerhub.get_provider_info import CONNECTION_FORM
+from airflow_dockerhub.http_settings import parse_timeout, parse_verify
+from airflow_dockerhub.version import USER_AGENT
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+DEFAULT_API_URL = "https://hub.docker.com"
+
+#: Docker Hub caps pages at 100 entries; asking for the cap keeps the request count lowest.
+PAGE_SIZE = 100
+#: A listing that keeps handing out ``next`` links past this many pages is misbehaving.
+MAX_PAGES = 1000
+#: Tokens are renewed this long before they expire, so none expires between check and use.
+TOKEN_RENEWAL_MARGIN = 60.0
+#: ``/v2/auth/token`` documents a ten-minute lifetime; used when a token carries no readable expiry.
+DEFAULT_TOKEN_LIFETIME = 600.0
+
+
+class DockerHubHook(BaseHook):
+    """
+    Talk to the Docker Hub API.
+
+    Without credentials only public repositories are visible. With a Docker ID and a personal (or
+    organization) access token, the hook exchanges them for a short-lived token, reuses it until
+    shortly before it expires, and sends it as a bearer token.
+
+    The connection's host, when set, is the API base URL (default ``https://hub.docker.com``), which is
+    how a proxy or the bundled emulator is reached. Its extra may hold ``timeout`` (seconds, or a
+    ``[connect, read]`` pair; default ``[10, 30]``) and ``verify`` (false, or a CA bundle path).
+
+    :param dockerhub_conn_id: the connection to use.
+    """
+
+    conn_name_attr = "dockerhub_conn_id"
+    default_conn_name = "dockerhub_default"
+    conn_type = "dockerhub"
+    hook_name = "Docker Hub"
+
+    def __init__(self, dockerhub_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dockerhub_conn_id = dockerhub_conn_id
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+        self._history_sources: dict[str, str] = {}
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Label the connection form's fields the way Docker Hub names them."""
+        return copy.deepcopy(CONNECTION_FORM)
+
+    @cached_property
+    def connection(self) -> Connection:
+        return self.get_connection(self.dockerhub_conn_id)
+
+    @cached_property
+    def base_url(self) -> str:
+        host = (self.connection.host or "").strip().rstrip("/")
+        if not host:
+            return DEFAULT_API_URL
+        if "://" not in host:
+            host = f"https://{host}"
+            if self.connection.port:
+                host = f"{host}:{self.connection.port}"
+        return host
+
+    @cached_property
+    def timeout(self) -> tuple[float, float]:
+        extra = self.connection.extra_dejson
+        return parse_timeout(
+            extra.get("timeout"), f"the 'timeout' extra of connection {self.dockerhub_conn_id}"
+        )
+
+    def get_conn(self) -> requests.Session:
+        """Return the hook's one HTTP session, created on first use."""
+        return self.session
+
+    @cached_property
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        extra = self.connection.extra_dejson
+        session.verify = parse_verify(
+            extra.get("verify"), f"the 'verify' extra of connection {self.dockerhub_conn_id}"
+        )
+        if session.verify is False:
+            self.log.warning("TLS verification is off for connection %s", self.dockerhub_conn_id)
+        return session
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.connection.login and self.connection.password)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check that the API answers and, with credentials, that Docker Hub accepts them."""
+        try:
+            if self.has_credentials:
+                self._authenticate()
+            self._get_json("/v2/namespaces/docker/repositories", params={"page_size": 1})
+        except (DockerHubError, requests.RequestException, ValueError) as error:
+            return False, str(error)
+        return True, "Docker Hub answered"
+
+    # Repositories
+
+    def list_repositories(self, namespace: str) -> Iterator[dict[str, Any]]:
+        """
+        Yield every repository of a namespace, following ``next`` through all pages.
+
+        The legacy listing is read first because it tells which repositories have automated builds;
+        when Docker Hub no longer serves it, the current listing is read instead, whose entries lack
+        ``is_automated``.
+
+        :param namespace: a Docker Hub user or organization.
+        :raise DockerHubNotFoundError: when neither listing knows the namespace.
+        """
+        try:
+            yield from self._paginate(f"/v2/repositories/{namespace}/")
+            return
+        except DockerHubNotFoundError:
+            self.log.info("Legacy repository listing unavailable for %s; using the current one", namespace)
+        except DockerHubAuthError as error:
+            # Organization access tokens are refused on legacy routes but accepted on current ones.
+            if error.status_code != 403:
+                raise
+            self.log.info("Legacy repository listing refused for %s; using the current one", namespace)
+        try:
+            yield from self._paginate(f"/v2/namespaces/{namespace}/repositories")
+        except DockerHubNotFoundError:
+            raise DockerHubNotFoundError(
+                f"Docker Hub does not know the namespace {namespace!r}; check the dockerhub_namespaces setting",
+                404,
+            ) from None
+
+    def is_automated(self, namespace: str, repository: dict[str, Any]) -> bool:
+        """
+        Tell whether a repository has automated builds.
+
+        :param namespace: the namespace the repository was listed in.
+        :param repository: a listing entry; when it lacks ``is_automated``, the single-repository
+            endpoint is asked.
+        """
+        if "is_automated" in repository:
+            return bool(repository["is_automated"])
+        name = repository["name"]
+        details = self._get_json(f"/v2/namespaces/{namespace}/repositories/{name}")
+        return bool(details.get("is_automated"))
+
+    # Build history
+
+    def get_build_history(self, namespace: str, repository: str) -> tuple[str, list[Build]] | None:
+        """
+        Read the newest builds of a repository, newest first.
+
+        Repositories created before the 2018 Docker Cloud merge answer on the legacy build-history
+        endpoint; newer ones answer 404 there and keep their builds in the audit-action history. The
+        hook tries the legacy one, falls back to the other, and remembers per repository which one
+        answered.
+
+        :param namespace: the repository's namespace.
+        :param repository: the repository name.
+        :return: the history source that answered and its builds, or ``None`` when neither has any.
+        """
+        repo_name = f"{namespace}/{repository}"
+        sources = [LEGACY_HISTORY, AUDIT_HISTORY]
+        remembered = self._history_sources.get(repo_name)
+        if remembered:
+            sources.remove(remembered)
+            sources.insert(0, remembered)
+
+        for source in sources:
+            try:
+                builds = self._read_history(source, namespace, repository)
+            except DockerHubNotFoundError:
+                continue
+            if builds:
+                self._history_sources[repo_name] = source
+                return source, builds
+        return None
+
+    def _read_history(self, source: str, namespace: str, repository: str) -> list[Build]:
+        if source == LEGACY_HISTORY:
+            body = self._get_json(
+                f"/v2/repositories/{namespace}/{repository}/buildhistory/",
+                params={"page": 1, "page_size": PAGE_SIZE},
+            )
+            items = _list_field(body, "results")
+            return [Build.from_legacy(namespace, repository, item) for item in items]
+
+        body = self._get_json(
+            "/api/audit/v1/action/",
+            params={
+                "include_related": "true",
+                "limit": PAGE_SIZE,
+                "object": f"/api/repo/v1/repository/{namespace}/{repository}/",
+            },
+        )
+        items = _list_field(body, "objects")
+        return [Build.from_audit(namespace, repository, item) for item in items if is_build_action(item)]
+
+    # HTTP
+
+    def _paginate(self, path: str) -> Iterator[dict[str, Any]]:
+        url: str | None = path
+        params: dict[str, Any] | None = {"page": 1, "page_size": PAGE_SIZE}
+        seen: set[str] = set()
+        for page in range(MAX_PAGES):
+            try:
+                body = self._get_json(url, params=params)
+            except DockerHubNotFoundError:
+                # The current listing answers 404 for a page past the end rather than an empty page.
+                if page == 0:
+                    raise
+                return
+            yield from _list_field(body, "results")
+
+            url = body.get("next") if isinstance(body, dict) else None
+            if not url:
+                return
+            url = self._same_origin(url)
+            if url in seen:
+                self.log.warning("Docker Hub listing %s repeats a page; stopping there", path)
+                return
+            seen.add(url)
+            params = None
+        self.log.warning("Docker Hub listing %s has more than %s pages; stopping there", path, MAX_PAGES)
+
+    def _same_origin(self, url: str) -> str:
+        """
+        Point a ``next`` link at the configured API URL.
+
+        Docker Hub writes absolute links with its own host; behind a proxy, or in front of the
+        emulator, that host is the wrong one, and the bearer token must not travel to another host.
+        """
+        base = urlsplit(self.base_url)
+        link = urlsplit(urljoin(self.base_url + "/", url))
+        return urlunsplit((base.scheme, base.netloc, link.path, link.query, ""))
+
+    def _get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
+        response = self._request("GET", url, params=params)
+        try:
+            return response.json()
+        except ValueError:
+            raise DockerHubError(
+                f"Docker Hub answered {urlsplit(url).path} with a body that is not JSON "
+                f"({response.headers.get('Content-Type', 'no content type')})",
+                response.status_code,
+            ) from None
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        response = self._send(method, url, **kwargs)
+        if response.status_code == 401 and self._token is not None:
+            # A token can be revoked or expire early; renew it once before giving up.
+            self._token = None
+            response = self._send(method, url, **kwargs)
+        self._raise_for_status(response, url)
+        return response
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        headers = {}
+        if self.has_credentials:
+            headers["Authorization"] = f"Bearer {self._current_token()}"
+        full_url = url if "://" in url else f"{self.base_url}{url}"
+        try:
+            return self.session.request(method, full_url, headers=headers, timeout=self.timeout, **kwargs)
+        except requests.RequestException as error:
+            raise DockerHubError(
+                f"Could not reach Docker Hub at {self.base_url} ({type(error).__name__}) for {url.split('?')[0]}"
+            ) from None
+
+    def _raise_for_status(self, response: requests.Response, url: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        where = urlsplit(url).path
+        detail = _error_detail(response)
+        if status in (404, 410):
+            raise DockerHubNotFoundError(f"Docker Hub has no {where} ({status}: {detail})", status)
+        if status in (401, 403):
+            raise DockerHubAuthError(
+                f"Docker Hub refused {where} ({status}: {detail}); check connection {self.dockerhub_conn_id}",
+                status,
+            )
+        raise DockerHubError(f"Docker Hub answered {status} for {where}: {detail}", status)
+
+    # Auth
+
+    def _current_token(self) -> str:
+        if self._token is None or time.time() >= self._token_expires_at - TOKEN_RENEWAL_MARGIN:
+            self._authenticate()
+        if self._token is None:
+            raise DockerHubAuthError("Docker Hub issued no token")
+        return self._token
+
+    def _authenticate(self) -> None:
+        """
+        Exchange the connection's Docker ID and access token for a bearer token.
+
+        ``/v2/auth/token`` is the current endpoint; ``/v2/users/login`` is the older one, used only
+        when the current one does not exist. A rejected login is never retried here: Docker Hub locks
+        an account out after repeated failures.
+        """
+        login, secret = self.connection.login, self.connection.password
+        response = self._post_auth("/v2/auth/token", {"identifier": login, "secret": secret})
+        token_field = "access_token"
+        if response.status_code in (404, 405, 410, 501):
+            self.log.info("Docker Hub has no /v2/auth/token here; logging in through /v2/users/login")
+            response = self._post_auth("/v2/users/login", {"username": login, "password": secret})
+            token_field = "token"
+
+        if response.status_code in (401, 403):
+            raise DockerHubLoginError(
+                f"Docker Hub rejected the Docker ID {login!r} and access token of connection "
+                f"{self.dockerhub_conn_id} ({response.status_code}: {_error_detail(response)}); "
+                "fix the credentials before the next run, repeated failures lock the account",
+                response.status_code,
+            )
+        self._raise_for_status(response, "/v2/auth")
+        try:
+            token = response.json()[token_field]
+        except (ValueError, KeyError, TypeError):
+            raise DockerHubAuthError(f"Docker Hub's login answer has no {token_field!r}") from None
+
+        self._mask(token)
+        self._token = token
+        self._token_expires_at = _token_expiry(token) or time.time() + DEFAULT_TOKEN_LIFETIME
+        self.log.info("Authenticated to Docker Hub as %s", login)
+
+    def _post_auth(self, path: str, body: dict[str, Any]) -> requests.Response:
+        try:
+            return self.session.post(f"{self.base_url}{path}", json=body, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise DockerHubError(
+                f"Could not reach Docker Hub at {self.base_url} ({type(error).__name__}) for {path}"
+            ) from None
+
+    @staticmethod
+    def _mask(secret: str) -> None:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(secret)
+
+
+def _list_field(body: Any, name: str) -> list[dict[str, Any]]:
+    if not isinstance(body, dict) or not isinstance(body.get(name), list):
+        raise DockerHubError(f"Docker Hub's answer has no {name!r} list")
+    return [item for item in body[name] if isinstance(item, dict)]
+
+
+def _error_detail(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or response.reason or "").strip()[:200]
+    if isinstance(body, dict):
+        for name in ("detail", "message", "error", "text"):
+            if body.get(name):
+                return str(body[name])[:200]
+    return str(body)[:200]
+
+
+def _token_expiry(token: str) -> float | None:
+    """Read the ``exp`` claim of a JWT without verifying it; the hook only needs to know when to renew."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None

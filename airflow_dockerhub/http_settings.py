@@ -1,0 +1,52 @@
+"""Read the HTTP settings a connection's extra may carry: timeouts and TLS verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: (connect, read) seconds. Connecting should be quick; Docker Hub and receivers can be slow to answer.
+DEFAULT_TIMEOUT = (10.0, 30.0)
+
+
+def parse_timeout(value: Any, setting: str) -> tuple[float, float]:
+    """
+    Read a timeout: one number for both phases, or a ``[connect, read]`` pair.
+
+    :param value: the raw value, or ``None`` for the default.
+    :param setting: where the value came from, named in the error.
+    :raise ValueError: when the value is not one or two positive numbers.
+    """
+    if value is None or value == "":
+        return DEFAULT_TIMEOUT
+    numbers = value if isinstance(value, (list, tuple)) else [value, value]
+    try:
+        connect, read = (float(number) for number in numbers)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{setting} must be a number of seconds or a [connect, read] pair, got {value!r}"
+        ) from None
+    if connect <= 0 or read <= 0:
+        raise ValueError(f"{setting} must be positive, got {value!r}")
+    return (connect, read)
+
+
+def parse_verify(value: Any, setting: str) -> bool | str:
+    """
+    Read a TLS verification setting: a boolean, ``"true"``/``"false"``, or the path of a CA bundle.
+
+    :param value: the raw value, or ``None`` for the default (verify).
+    :param setting: where the value came from, named in the error.
+    :raise ValueError: when the value is none of those.
+    """
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "yes", "1", ""):
+            return True
+        if lowered in ("false", "no", "0"):
+            return False
+        return value.strip()
+    raise ValueError(f"{setting} must be true, false or the path of a CA bundle, got {value!r}")

@@ -1,0 +1,58 @@
+"""Operator that sends the webhook Docker Hub does not send for failed and stuck builds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_dockerhub.hooks.webhook import WebhookHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+REQUIRED_FIELDS = ("event_id", "event", "payload")
+
+
+class DockerHubWebhookOperator(BaseOperator):
+    """
+    Deliver one build alert as a webhook.
+
+    The alert is a dictionary as the build monitor's evaluation step hands it out: ``event_id`` (stable
+    for the same build and problem), ``event`` (``build.failed``, ``build.cancelled``,
+    ``build.queued_too_long`` or ``build.building_too_long``) and ``payload`` (the JSON body); other
+    keys describe the alert for people and are ignored here. A receiver answering anything but 2xx
+    fails the task, and the alert stays undelivered.
+
+    .. code-block:: python
+
+        DockerHubWebhookOperator.partial(task_id="deliver_alert").expand(alert=evaluate_output)
+
+    :param alert: the alert to deliver.
+    :param webhook_conn_id: the connection whose host holds the notification URL.
+    """
+
+    # The alert is not templated: build fields come from Docker Hub and must not be read as Jinja.
+    template_fields: Sequence[str] = ("webhook_conn_id",)
+    ui_color = "#e3f1fc"
+
+    def __init__(
+        self, *, alert: dict[str, Any], webhook_conn_id: str = "dockerhub_notify", **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.alert = alert
+        self.webhook_conn_id = webhook_conn_id
+
+    @cached_property
+    def hook(self) -> WebhookHook:
+        return WebhookHook(webhook_conn_id=self.webhook_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        missing = [name for name in REQUIRED_FIELDS if not self.alert.get(name)]
+        if missing:
+            raise ValueError(f"The alert handed to {self.task_id} lacks {', '.join(missing)}")
+
+        status = self.hook.deliver(self.alert["payload"], self.alert["event"], self.alert["event_id"])
+        return {"event_id": self.alert["event_id"], "status_code": status}

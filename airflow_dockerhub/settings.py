@@ -1,0 +1,78 @@
+"""The monitor's settings: their names, defaults, and how raw values are read and checked."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_dockerhub.alerts import Thresholds
+
+NAMESPACES_VARIABLE = "dockerhub_namespaces"
+QUEUED_THRESHOLD_VARIABLE = "dockerhub_queued_threshold_minutes"
+BUILDING_THRESHOLD_VARIABLE = "dockerhub_building_threshold_minutes"
+MAX_BUILD_AGE_VARIABLE = "dockerhub_max_build_age_hours"
+ALERT_RECORD_VARIABLE = "dockerhub_alert_record"
+
+DOCKERHUB_CONN_ID = "dockerhub_default"
+NOTIFY_CONN_ID = "dockerhub_notify"
+
+# Docker IDs and organization names are lower-case letters, digits, '-' and '_'; older accounts may
+# carry '.', and upper case is accepted because Docker Hub folds it.
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """
+    Everything one monitor run needs to know.
+
+    :param namespaces: the Docker Hub namespaces to watch.
+    :param thresholds: the limits builds are judged against.
+    """
+
+    namespaces: tuple[str, ...]
+    thresholds: Thresholds
+
+
+def parse_namespaces(value: Any, setting: str) -> tuple[str, ...]:
+    """
+    Read a comma-separated list of namespaces, such as ``"acme, acme-labs"``.
+
+    :param value: the raw value (a string, or a list of strings).
+    :param setting: where the value came from, named in the error.
+    :raise ValueError: when no namespace is given or one is not a valid Docker Hub name.
+    """
+    if value is None:
+        raise ValueError(
+            f"{setting} is not set; set it to one or more Docker Hub namespaces, comma-separated"
+        )
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    namespaces = [str(item).strip() for item in items if str(item).strip()]
+    if not namespaces:
+        raise ValueError(f"{setting} is empty; set it to one or more Docker Hub namespaces, comma-separated")
+    invalid = [name for name in namespaces if not _NAMESPACE.match(name)]
+    if invalid:
+        raise ValueError(f"{setting} holds names that are not Docker Hub namespaces: {', '.join(invalid)}")
+    return tuple(dict.fromkeys(name.lower() for name in namespaces))
+
+
+def parse_positive_number(value: Any, setting: str, default: float) -> float:
+    """
+    Read a positive number, or fall back to a default when nothing is set.
+
+    :param value: the raw value: a number, a numeric string, ``None`` or ``""``.
+    :param setting: where the value came from, named in the error.
+    :param default: the value used when nothing is set.
+    :raise ValueError: when the value is not a positive number.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{setting} must be a positive number, got {value!r}") from None
+    if isinstance(value, bool) or not number > 0 or number == float("inf"):
+        raise ValueError(f"{setting} must be a positive number, got {value!r}")
+    return number

@@ -1,0 +1,100 @@
+"""Where webhooks go: notification URLs, the credentials inside them, and their printable form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+#: Query parameters whose values are treated as secrets wherever the URL is shown.
+SECRET_QUERY_WORDS = ("token", "key", "secret", "password", "passwd", "pwd", "auth", "sig", "code")
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """
+    A notification URL split into what is sent on the wire and what goes into basic auth.
+
+    :param url: the URL with any ``user:password@`` removed; path and query string are kept intact.
+    :param username: the basic-auth user, if any.
+    :param password: the basic-auth password, if any.
+    """
+
+    url: str
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        if self.username is None and self.password is None:
+            return None
+        return (self.username or "", self.password or "")
+
+    @property
+    def redacted(self) -> str:
+        """Give a form of the URL safe to print: no credentials and no secret query values."""
+        return redact_url(self.url)
+
+    def secrets(self) -> list[str]:
+        """List the values that must never be printed: the password and secret query values."""
+        values = [self.password] if self.password else []
+        query = urlsplit(self.url).query
+        values.extend(value for name, value in parse_qsl(query) if value and _is_secret_name(name))
+        return values
+
+
+def parse_notification_url(
+    url: str, username: str | None = None, password: str | None = None
+) -> WebhookTarget:
+    """
+    Split a notification URL such as ``https://user:pwd@host:10443/hook?token=123``.
+
+    Credentials inside the URL become basic auth; explicit ``username``/``password`` are used when the
+    URL carries none. The path and the query string are kept byte for byte.
+
+    :param url: the whole notification URL.
+    :param username: a user given apart from the URL (a connection's login).
+    :param password: a password given apart from the URL (a connection's password).
+    :raise ValueError: when the URL is not an absolute http or https URL.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"The notification URL {redact_url(url)!r} must be an absolute http(s) URL")
+
+    if parts.username is not None or parts.password is not None:
+        username = unquote(parts.username or "")
+        password = unquote(parts.password or "") if parts.password is not None else None
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return WebhookTarget(url=bare, username=username or None, password=password or None)
+
+
+def redact_url(url: str) -> str:
+    """
+    Hide credentials and secret-looking query values in a URL.
+
+    ``https://bot:s3cr3t@hooks.example.com/hook?token=abc&format=json`` becomes
+    ``https://***@hooks.example.com/hook?token=***&format=json``.
+
+    :param url: any URL, valid or not.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(name, "***" if _is_secret_name(name) else value) for name, value in pairs],
+            safe="*",
+            quote_via=quote,
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_QUERY_WORDS)

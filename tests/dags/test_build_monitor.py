@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from airflow_dockerhub.emulator import (
+    DEMO_SECRET,
+    DEMO_USER,
+    ReceiverState,
+    create_hub_app,
+    create_receiver_app,
+    demo_state,
+    serve_in_thread,
+)
+from airflow_dockerhub.settings import ALERT_RECORD_VARIABLE
+
+DAG_ID = "dockerhub_build_monitor"
+
+#: What the demo namespace must produce: one webhook per problem build, keyed by repo, tag and status.
+EXPECTED = {
+    ("demo/api", "latest", "Failed"),
+    ("demo/worker", "latest", "Failed"),
+    ("demo/queue-stuck", "latest", "Queued"),
+    ("demo/long-build", "latest", "Building"),
+    ("demo/cancelled", "latest", "Cancelled"),
+    ("demo/modern-app", "latest", "Failed"),
+    ("demo/private-app", "latest", "Failed"),
+}
+
+
+@pytest.fixture(scope="module")
+def airflow_db():
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+
+
+@pytest.fixture
+def services(monkeypatch, airflow_db):
+    hub_state = demo_state()
+    receiver_state = ReceiverState("receiver", "r3ceiver-pw")
+    with serve_in_thread(create_hub_app(hub_state)) as hub, serve_in_thread(create_receiver_app(receiver_state)) as rcv:
+        notify_url = rcv.url.replace("http://", "http://receiver:r3ceiver-pw@") + "/hooks/dockerhub?token=q-t0ken"
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DOCKERHUB_DEFAULT",
+            json.dumps({"conn_type": "dockerhub", "host": hub.url, "login": DEMO_USER, "password": DEMO_SECRET}),
+        )
+        monkeypatch.setenv("AIRFLOW_CONN_DOCKERHUB_NOTIFY", json.dumps({"conn_type": "http", "host": notify_url}))
+        monkeypatch.setenv("AIRFLOW_VAR_DOCKERHUB_NAMESPACES", "demo")
+        _reset_record()
+        yield hub_state, receiver_state
+        _reset_record()
+
+
+def _reset_record():
+    from airflow.models import Variable
+
+    Variable.delete(ALERT_RECORD_VARIABLE)
+
+
+def _stored_record():
+    from airflow.models import Variable
+
+    return json.loads(Variable.get(ALERT_RECORD_VARIABLE, default_var="{}"))
+
+
+def run_monitor(**conf):
+    return _load_dag().test(run_conf=conf or None)
+
+
+def _load_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag()
+    assert bag.import_errors == {}
+    return bag.dags[DAG_ID]
+
+
+def summarize(webhooks):
+    return {
+        (w["body"]["repository"]["repo_name"], w["body"]["push_data"]["tag"], w["body"]["repository"]["status"])
+        for w in webhooks
+    }
+
+
+def test_first_run_sends_one_webhook_per_problem_build_and_a_second_run_sends_nothing(services):
+    hub_state, receiver = services
+    before = int(time.time())
+
+    run = run_monitor()
+
+    assert run.state == "success"
+    assert summarize(receiver.received) == EXPECTED
+    assert len(receiver.received) == len(EXPECTED)
+    for webhook in receiver.received:
+        assert webhook["basic_auth"] == ("receiver", "r3ceiver-pw")
+        assert webhook["path"] == "/hooks/dockerhub" and webhook["query"] == "token=q-t0ken"
+        assert webhook["headers"]["content-type"] == "application/json"
+        assert webhook["headers"]["x-dockerhub-event-id"]
+    assert len({w["headers"]["x-dockerhub-event-id"] for w in receiver.received}) == len(EXPECTED)
+
+    [api] = [w for w in receiver.received if w["body"]["repository"]["repo_name"] == "demo/api"]
+    [api_repo] = [r for r in hub_state.snapshot()["repositories"] if r["name"] == "api"]
+    failed_build = next(build for build in api_repo["builds"] if build["status"] == -1)
+    body = api["body"]
+    assert set(body) == {"push_data", "repository", "build_history"}
+    assert body["push_data"]["images"] == [] and body["push_data"]["pusher"] == "demo"
+    assert before <= body["push_data"]["pushed_at"] <= int(time.time())
+    assert body["repository"] == {
+        "status": "Failed",
+        "repo_url": "https://hub.docker.com/r/demo/api",
+        "owner": "demo",
+        "name": "api",
+        "namespace": "demo",
+        "repo_name": "demo/api",
+    }
+    assert body["build_history"]["status"] == -1 and body["build_history"]["dockertag_name"] == "latest"
+    assert set(body["build_history"]) == {"id", "status", "created_date", "last_updated", "build_code", "dockertag_name", "cause"}
+    assert body["build_history"] == failed_build
+    assert api["headers"]["x-dockerhub-event"] == "build.failed"
+
+    record = _stored_record()
+    assert {entry["repository"] for entry in record.values()} == {repo for repo, _, _ in EXPECTED}
+
+    receiver.clear()
+    assert run_monitor().state == "success"
+    assert receiver.received == []
+
+
+def test_a_new_failure_of_the_same_tag_alerts_again(services):
+    hub_state, receiver = services
+    run_monitor()
+    receiver.clear()
+
+    new_build = hub_state.add_build("demo", "api", tag="latest", status=-1, created_minutes_ago=2)
+    run_monitor()
+
+    assert summarize(receiver.received) == {("demo/api", "latest", "Failed")}
+    assert receiver.received[0]["body"]["build_history"] == new_build
+
+
+def test_an_undelivered_alert_is_sent_on_a_later_run_exactly_once(services):
+    _, receiver = services
+    receiver.fail_next(len(EXPECTED), status=503)
+
+    failed_run = run_monitor()
+
+    assert failed_run.state == "failed"
+    assert receiver.received == []
+    assert _stored_record() == {}
+
+    assert run_monitor().state == "success"
+    assert summarize(receiver.received) == EXPECTED
+    assert len(receiver.received) == len(EXPECTED)
+
+
+def test_params_override_thresholds_and_namespaces(services):
+    _, receiver = services
+    run_monitor(namespaces="demo", queued_threshold_minutes=1, building_threshold_minutes=10)
+    statuses = summarize(receiver.received)
+    assert ("demo/fresh-queue", "latest", "Queued") in statuses
+    assert ("demo/fresh-build", "latest", "Building") in statuses

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_dockerhub.http_settings import parse_timeout, parse_verify
+from airflow_dockerhub.settings import parse_namespaces, parse_positive_number
+
+
+def test_namespaces_are_comma_separated_trimmed_and_deduplicated():
+    assert parse_namespaces(" acme, acme-labs ,,Acme", "v") == ("acme", "acme-labs")
+
+
+@pytest.mark.parametrize("value", [None, "", " , "])
+def test_missing_namespaces_name_the_setting(value):
+    with pytest.raises(ValueError, match="the dockerhub_namespaces variable"):
+        parse_namespaces(value, "the dockerhub_namespaces variable")
+
+
+def test_invalid_namespace_is_named():
+    with pytest.raises(ValueError, match="acme/app"):
+        parse_namespaces("ok, acme/app", "v")
+
+
+def test_positive_numbers_default_when_unset_and_refuse_garbage():
+    assert parse_positive_number(None, "v", 60) == 60
+    assert parse_positive_number("90", "v", 60) == 90
+    with pytest.raises(ValueError, match="the x variable"):
+        parse_positive_number("soon", "the x variable", 60)
+    with pytest.raises(ValueError, match="positive"):
+        parse_positive_number(0, "v", 60)
+
+
+def test_timeout_and_verify_settings():
+    assert parse_timeout(None, "t") == (10.0, 30.0)
+    assert parse_timeout(5, "t") == (5.0, 5.0)
+    assert parse_timeout([1, 2], "t") == (1.0, 2.0)
+    with pytest.raises(ValueError, match="the timeout extra"):
+        parse_timeout("fast", "the timeout extra")
+    assert parse_verify(None, "v") is True
+    assert parse_verify("false", "v") is False
+    assert parse_verify(False, "v") is False
+    assert parse_verify("/etc/ssl/corp.pem", "v") == "/etc/ssl/corp.pem"
