@@ -85,5 +85,7 @@ def test_event_id_is_stable_and_differs_per_build_and_kind():
     failed = build(-1, code="code-1")
     same = Alert(AlertKind.FAILED, build(-1, code="code-1"))
     assert Alert(AlertKind.FAILED, failed).event_id == same.event_id
-    assert Alert(AlertKind.FAILED, failed).event_id != Alert(AlertKind.FAILED, build(-1, code="code-2")).event_id
+    assert (
+        Alert(AlertKind.FAILED, failed).event_id != Alert(AlertKind.FAILED, build(-1, code="code-2")).event_id
+    )
     assert Alert(AlertKind.FAILED, failed).event_id != Alert(AlertKind.CANCELLED, failed).event_id

@@ -99,7 +99,12 @@ def test_audit_object_is_read_with_its_own_field_names():
         "uuid": "u-1",
     }
     build = Build.from_source(AUDIT_HISTORY, "acme", "app", item)
-    assert (build.tag, build.state, build.build_key, build.source) == ("v2", BuildState.FAILED, "bcode", "audit")
+    assert (build.tag, build.state, build.build_key, build.source) == (
+        "v2",
+        BuildState.FAILED,
+        "bcode",
+        "audit",
+    )
     assert build.last_updated == datetime(2014, 9, 17, 8, 30, tzinfo=timezone.utc)
 
 

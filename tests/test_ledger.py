@@ -37,7 +37,9 @@ def test_record_survives_a_round_trip_through_storage():
 
 def test_entries_of_builds_too_old_to_alert_are_pruned():
     record = AlertRecord()
-    record.mark_delivered([summary("old", NOW - timedelta(days=3)), summary("new", NOW - timedelta(hours=1))], NOW)
+    record.mark_delivered(
+        [summary("old", NOW - timedelta(days=3)), summary("new", NOW - timedelta(hours=1))], NOW
+    )
     assert record.prune(NOW, timedelta(hours=24)) == 1
     assert list(record.entries) == ["new"]
 

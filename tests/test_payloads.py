@@ -14,7 +14,9 @@ def test_failed_payload_matches_the_original_on_error_webhook_field_for_field(fi
     expected = fixture_json("axibase-synthetic-webhook-on-error.json")
     alert = Alert(AlertKind.FAILED, Build.from_legacy("axibase", "atsd", item))
 
-    payload = webhook_payload(alert, datetime.fromtimestamp(expected["push_data"]["pushed_at"], tz=timezone.utc))
+    payload = webhook_payload(
+        alert, datetime.fromtimestamp(expected["push_data"]["pushed_at"], tz=timezone.utc)
+    )
 
     assert payload == expected
     assert isinstance(payload["push_data"]["pushed_at"], int)

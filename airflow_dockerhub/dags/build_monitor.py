@@ -6,8 +6,9 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from airflow.configuration import conf
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, Param, TriggerRule, Variable, conf, task
+from airflow.sdk import DAG, Param, TriggerRule, Variable, task
 
 from airflow_dockerhub.operators.webhook import DockerHubWebhookOperator
 from airflow_dockerhub.settings import (
@@ -81,7 +82,6 @@ def create_build_monitor_dag(
             ),
         },
     ) as dag:
-
         # The snapshot and the alerts are long; the steps log their own summaries instead.
         @task(show_return_value_in_logs=False)
         def fetch_build_history(params: dict[str, Any] | None = None) -> dict[str, Any]:

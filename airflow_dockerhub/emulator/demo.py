@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from airflow_dockerhub.emulator.state import HubState
+from airflow_dockerhub.emulator.state import BUILDING, CANCELLED, FAILED, QUEUED, SUCCESS, HubState
 
 DEMO_NAMESPACE = "demo"
 DEMO_USER = "demo"
@@ -18,7 +18,6 @@ DEMO_TRIGGER_TOKENS = {
 #: How many ``healthy-NNN`` repositories pad the namespace past one page of 100.
 HEALTHY_COUNT = 105
 
-SUCCESS, FAILED, QUEUED, BUILDING, CANCELLED = 10, -1, 0, 3, -4
 DAY = 24 * 60.0
 
 

@@ -10,13 +10,11 @@ from email.utils import format_datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from airflow_dockerhub.emulator.state import derived_uuid, format_timestamp
+from airflow_dockerhub.emulator.state import CANCELLED, SUCCESS, derived_uuid, format_timestamp
 
 if TYPE_CHECKING:
     from airflow_dockerhub.emulator.state import Build, Repository
 
-SUCCESS = 10
-CANCELLED = -4
 _PENDING_STATUSES = frozenset({0, 1, 11})
 _FINAL_AUDIT_STATES = frozenset({"Success", "Failed", "Canceled"})
 

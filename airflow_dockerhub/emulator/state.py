@@ -26,6 +26,13 @@ LOGIN_TOKEN_TTL = 30 * 24 * 3600.0
 _UUID_ROOT = uuid.UUID("6f1c1d3e-2b7a-4d0c-9a56-0e8f5b1c2d3a")
 _FIRST_BUILD_ID = 23028001
 
+# Numeric build statuses used by the emulator itself; Docker Hub has more (1-9 and 11 are phases).
+SUCCESS = 10
+FAILED = -1
+CANCELLED = -4
+QUEUED = 0
+BUILDING = 3
+
 
 def format_timestamp(moment: datetime) -> str:
     """
@@ -123,13 +130,13 @@ class Repository:
     def last_updated(self) -> datetime:
         # Docker Hub moves a repository's last_updated on a push, and only a successful build
         # pushes: a failed or stuck build leaves it where it was.
-        pushes = (build.updated for build in self.builds if build.status == 10)
+        pushes = (build.updated for build in self.builds if build.status == SUCCESS)
         return max(pushes, default=self.registered)
 
     @property
     def pull_count(self) -> int:
         # Each successful build counts as a handful of pulls, so ordering by pulls is meaningful.
-        return 10 * sum(1 for build in self.builds if build.status == 10)
+        return 10 * sum(1 for build in self.builds if build.status == SUCCESS)
 
     def builds_newest_first(self) -> list[Build]:
         """Return the builds newest first, by creation time and then id."""
@@ -146,6 +153,12 @@ class HubState:
 
     The server answers requests in its own thread while tests add builds and flip flags, so every
     change goes through one lock and readers get immutable :class:`Repository` snapshots.
+
+    Plain attributes tests may set or read: ``auth_token_endpoint_enabled`` (when false,
+    ``POST /v2/auth/token`` answers 404 and clients must fall back to ``/v2/users/login``),
+    ``legacy_listing_enabled`` (when false, ``GET /v2/repositories/{ns}/`` answers 404),
+    ``max_page_size``, ``requests`` (``(method, path)`` of every API request served) and
+    ``triggers`` (one dict per remote trigger call).
 
     :param now: the state's clock, an aware datetime. When given, the clock stands still at that
         moment until ``now`` is set again, which keeps tests reproducible; when omitted, the clock
@@ -410,7 +423,7 @@ class HubState:
             tags = [str(requested)] if requested else (repository.tags() or ["latest"])
             queued = [
                 self.add_build(
-                    repository.namespace, repository.name, tag=tag, status=0, created_minutes_ago=0
+                    repository.namespace, repository.name, tag=tag, status=QUEUED, created_minutes_ago=0
                 )
                 for tag in tags
             ]

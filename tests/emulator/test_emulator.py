@@ -171,6 +171,16 @@ def test_legacy_listing_shows_private_repositories_with_a_token(demo_hub):
     assert entries["private-app"]["is_private"] is True
 
 
+def test_repository_last_updated_moves_only_with_successful_builds(demo_hub):
+    pages = follow_pages(demo_hub, f"{demo_hub.url}/v2/repositories/demo/?page_size=100")
+    entries = {entry["name"]: entry for page in pages for entry in page["results"]}
+
+    assert entries["api"]["last_updated"] == history(demo_hub, "api")[0]["last_updated"]
+    for repo in ("queue-stuck", "old-failure"):
+        [build] = history(demo_hub, repo)
+        assert entries[repo]["last_updated"] < build["created_date"]
+
+
 def test_page_size_defaults_to_ten_and_is_capped(demo_hub):
     assert len(get(demo_hub, "/v2/repositories/demo/").json()["results"]) == 10
     assert len(get(demo_hub, "/v2/repositories/demo/?page_size=500").json()["results"]) == 100

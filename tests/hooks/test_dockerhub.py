@@ -109,7 +109,15 @@ def test_legacy_history_is_read_newest_first(monkeypatch, hub):
 
     assert source == LEGACY_HISTORY
     assert [(b.tag, b.state) for b in builds] == [("v1", BuildState.SUCCESS), ("latest", BuildState.FAILED)]
-    assert set(builds[0].raw) == {"id", "status", "created_date", "last_updated", "build_code", "dockertag_name", "cause"}
+    assert set(builds[0].raw) == {
+        "id",
+        "status",
+        "created_date",
+        "last_updated",
+        "build_code",
+        "dockertag_name",
+        "cause",
+    }
 
 
 def test_audit_history_answers_when_legacy_is_404_and_the_choice_is_remembered(monkeypatch, hub):

@@ -21,7 +21,9 @@ def receiver():
 
 
 def use_connection(monkeypatch, value, conn_id="dockerhub_notify"):
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value if isinstance(value, str) else json.dumps(value))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}", value if isinstance(value, str) else json.dumps(value)
+    )
     return WebhookHook(webhook_conn_id=conn_id)
 
 
@@ -79,7 +81,9 @@ def test_non_2xx_fails_the_delivery_without_leaking_credentials(monkeypatch, rec
 
 
 def test_unreachable_receiver_is_named_by_its_redacted_url(monkeypatch):
-    hook = use_connection(monkeypatch, {"conn_type": "http", "host": "http://u:sekret@127.0.0.1:9/hook?token=zz"})
+    hook = use_connection(
+        monkeypatch, {"conn_type": "http", "host": "http://u:sekret@127.0.0.1:9/hook?token=zz"}
+    )
     with pytest.raises(WebhookDeliveryError) as error:
         hook.deliver(PAYLOAD, "build.failed", "event-5")
     assert "http://127.0.0.1:9/hook?token=***" in str(error.value)
@@ -90,7 +94,9 @@ def test_unreachable_receiver_is_named_by_its_redacted_url(monkeypatch):
 def test_url_secrets_are_registered_with_airflows_masker(monkeypatch):
     from airflow.sdk.log import redact
 
-    hook = use_connection(monkeypatch, {"conn_type": "http", "host": "https://u:pw-9f8e7d@h/x?token=tk-1a2b3c"})
+    hook = use_connection(
+        monkeypatch, {"conn_type": "http", "host": "https://u:pw-9f8e7d@h/x?token=tk-1a2b3c"}
+    )
     assert hook.target.password == "pw-9f8e7d"
     masked = redact("sent with pw-9f8e7d and tk-1a2b3c")
     assert "pw-9f8e7d" not in masked and "tk-1a2b3c" not in masked
@@ -105,5 +111,7 @@ def test_missing_host_names_the_connection(monkeypatch):
 def test_tls_verification_is_on_unless_the_extra_turns_it_off(monkeypatch):
     hook = use_connection(monkeypatch, {"conn_type": "http", "host": "https://h/x"})
     assert hook.session.verify is True
-    off = use_connection(monkeypatch, {"conn_type": "http", "host": "https://h/x", "extra": {"verify": False}}, "n2")
+    off = use_connection(
+        monkeypatch, {"conn_type": "http", "host": "https://h/x", "extra": {"verify": False}}, "n2"
+    )
     assert off.session.verify is False
