@@ -166,7 +166,15 @@ class DockerHubHook(BaseHook):
         if "is_automated" in repository:
             return bool(repository["is_automated"])
         name = repository["name"]
-        details = self._get_json(f"/v2/namespaces/{namespace}/repositories/{name}")
+        try:
+            details = self._get_json(f"/v2/namespaces/{namespace}/repositories/{name}")
+        except DockerHubNotFoundError:
+            # Without the single-repository endpoint nothing says whether builds exist; reading the
+            # history answers that too, at the cost of one request.
+            self.log.info(
+                "Cannot tell whether %s/%s has automated builds; reading its history", namespace, name
+            )
+            return True
         return bool(details.get("is_automated"))
 
     # Build history

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_dockerhub.emulator import ReceiverState, create_receiver_app, serve_in_thread
+from airflow_dockerhub.exceptions import WebhookDeliveryError
+from airflow_dockerhub.operators.webhook import DockerHubWebhookOperator
+
+ALERT = {
+    "event_id": "5f0c7bd6-8f2e-5d54-9a4e-1f1f1f1f1f1f",
+    "event": "build.failed",
+    "kind": "failed",
+    "repository": "acme/app",
+    "tag": "latest",
+    "payload": {"repository": {"repo_name": "acme/app", "status": "Failed"}},
+}
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    state = ReceiverState()
+    with serve_in_thread(create_receiver_app(state)) as server:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DOCKERHUB_NOTIFY", json.dumps({"conn_type": "http", "host": server.url + "/in"})
+        )
+        yield state
+
+
+def test_operator_delivers_the_alert_and_returns_only_its_id_and_status(receiver):
+    result = DockerHubWebhookOperator(task_id="deliver", alert=ALERT).execute({})
+    assert result == {"event_id": ALERT["event_id"], "status_code": 200}
+    [webhook] = receiver.received
+    assert webhook["body"] == ALERT["payload"]
+    assert webhook["headers"]["x-dockerhub-event-id"] == ALERT["event_id"]
+
+
+def test_operator_fails_on_a_refused_delivery(receiver):
+    receiver.fail_next(1, status=500)
+    with pytest.raises(WebhookDeliveryError, match="500"):
+        DockerHubWebhookOperator(task_id="deliver", alert=ALERT).execute({})
+
+
+def test_operator_names_what_an_alert_lacks(receiver):
+    with pytest.raises(ValueError, match="event_id"):
+        DockerHubWebhookOperator(task_id="deliver", alert={"event": "build.failed", "payload": {}}).execute(
+            {}
+        )
+    assert receiver.received == []
