@@ -20,17 +20,6 @@ from airflow_dockerhub.settings import ALERT_RECORD_VARIABLE
 
 DAG_ID = "dockerhub_build_monitor"
 
-#: What the demo namespace must produce: one webhook per problem build, keyed by repo, tag and status.
-EXPECTED = {
-    ("demo/api", "latest", "Failed"),
-    ("demo/worker", "latest", "Failed"),
-    ("demo/queue-stuck", "latest", "Queued"),
-    ("demo/long-build", "latest", "Building"),
-    ("demo/cancelled", "latest", "Cancelled"),
-    ("demo/modern-app", "latest", "Failed"),
-    ("demo/private-app", "latest", "Failed"),
-}
-
 
 @pytest.fixture(scope="module")
 def airflow_db():
@@ -90,32 +79,23 @@ def _load_dag():
     return bag.dags[DAG_ID]
 
 
-def summarize(webhooks):
-    return {
-        (
-            w["body"]["repository"]["repo_name"],
-            w["body"]["push_data"]["tag"],
-            w["body"]["repository"]["status"],
-        )
-        for w in webhooks
-    }
-
-
-def test_first_run_sends_one_webhook_per_problem_build_and_a_second_run_sends_nothing(services):
+def test_first_run_sends_one_webhook_per_problem_build_and_a_second_run_sends_nothing(
+    services, demo_problems, summarize
+):
     hub_state, receiver = services
     before = int(time.time())
 
     run = run_monitor()
 
     assert run.state == "success"
-    assert summarize(receiver.received) == EXPECTED
-    assert len(receiver.received) == len(EXPECTED)
+    assert summarize(receiver.received) == demo_problems
+    assert len(receiver.received) == len(demo_problems)
     for webhook in receiver.received:
         assert webhook["basic_auth"] == ("receiver", "r3ceiver-pw")
         assert webhook["path"] == "/hooks/dockerhub" and webhook["query"] == "token=q-t0ken"
         assert webhook["headers"]["content-type"] == "application/json"
         assert webhook["headers"]["x-dockerhub-event-id"]
-    assert len({w["headers"]["x-dockerhub-event-id"] for w in receiver.received}) == len(EXPECTED)
+    assert len({w["headers"]["x-dockerhub-event-id"] for w in receiver.received}) == len(demo_problems)
 
     [api] = [w for w in receiver.received if w["body"]["repository"]["repo_name"] == "demo/api"]
     [api_repo] = [r for r in hub_state.snapshot()["repositories"] if r["name"] == "api"]
@@ -146,14 +126,14 @@ def test_first_run_sends_one_webhook_per_problem_build_and_a_second_run_sends_no
     assert api["headers"]["x-dockerhub-event"] == "build.failed"
 
     record = _stored_record()
-    assert {entry["repository"] for entry in record.values()} == {repo for repo, _, _ in EXPECTED}
+    assert {entry["repository"] for entry in record.values()} == {repo for repo, _, _ in demo_problems}
 
     receiver.clear()
     assert run_monitor().state == "success"
     assert receiver.received == []
 
 
-def test_a_new_failure_of_the_same_tag_alerts_again(services):
+def test_a_new_failure_of_the_same_tag_alerts_again(services, summarize):
     hub_state, receiver = services
     run_monitor()
     receiver.clear()
@@ -165,9 +145,9 @@ def test_a_new_failure_of_the_same_tag_alerts_again(services):
     assert receiver.received[0]["body"]["build_history"] == new_build
 
 
-def test_an_undelivered_alert_is_sent_on_a_later_run_exactly_once(services):
+def test_an_undelivered_alert_is_sent_on_a_later_run_exactly_once(services, demo_problems, summarize):
     _, receiver = services
-    receiver.fail_next(len(EXPECTED), status=503)
+    receiver.fail_next(len(demo_problems), status=503)
 
     failed_run = run_monitor()
 
@@ -176,11 +156,11 @@ def test_an_undelivered_alert_is_sent_on_a_later_run_exactly_once(services):
     assert _stored_record() == {}
 
     assert run_monitor().state == "success"
-    assert summarize(receiver.received) == EXPECTED
-    assert len(receiver.received) == len(EXPECTED)
+    assert summarize(receiver.received) == demo_problems
+    assert len(receiver.received) == len(demo_problems)
 
 
-def test_params_override_thresholds_and_namespaces(services):
+def test_params_override_thresholds_and_namespaces(services, summarize):
     _, receiver = services
     run_monitor(namespaces="demo", queued_threshold_minutes=1, building_threshold_minutes=10)
     statuses = summarize(receiver.received)

@@ -17,16 +17,6 @@ from airflow_dockerhub.emulator import (
 
 DAG_ID = "dockerhub_build_monitor"
 
-#: Anonymous reads see every public problem build of the demo namespace, not the private one.
-EXPECTED_ANONYMOUS = {
-    ("demo/api", "latest", "Failed"),
-    ("demo/worker", "latest", "Failed"),
-    ("demo/queue-stuck", "latest", "Queued"),
-    ("demo/long-build", "latest", "Building"),
-    ("demo/cancelled", "latest", "Cancelled"),
-    ("demo/modern-app", "latest", "Failed"),
-}
-
 
 @pytest.fixture
 def airflow_env(tmp_path):
@@ -49,7 +39,7 @@ def airflow_dags_test(env):
     )
 
 
-def test_airflow_dags_test_with_only_the_documented_settings(airflow_env):
+def test_airflow_dags_test_with_only_the_documented_settings(airflow_env, public_demo_problems, summarize):
     """Run the CLI the way a user does: two connections and one variable, nothing else."""
     hub_state = demo_state()
     receiver = ReceiverState("alerts", "pa55:word")
@@ -68,16 +58,8 @@ def test_airflow_dags_test_with_only_the_documented_settings(airflow_env):
 
         first = airflow_dags_test(airflow_env)
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
-        received = {
-            (
-                w["body"]["repository"]["repo_name"],
-                w["body"]["push_data"]["tag"],
-                w["body"]["repository"]["status"],
-            )
-            for w in receiver.received
-        }
-        assert received == EXPECTED_ANONYMOUS
-        assert len(receiver.received) == len(EXPECTED_ANONYMOUS)
+        assert summarize(receiver.received) == public_demo_problems
+        assert len(receiver.received) == len(public_demo_problems)
         assert all(w["basic_auth"] == ("alerts", "pa55:word") for w in receiver.received)
         assert all(w["query"] == "team=infra&key=k-77" for w in receiver.received)
         for output in (first.stdout, first.stderr):
@@ -85,12 +67,12 @@ def test_airflow_dags_test_with_only_the_documented_settings(airflow_env):
 
         second = airflow_dags_test(airflow_env)
         assert second.returncode == 0
-        assert len(receiver.received) == len(EXPECTED_ANONYMOUS)
+        assert len(receiver.received) == len(public_demo_problems)
 
         hub_state.add_build("demo", "worker", tag="latest", status=-1, created_minutes_ago=1)
         third = airflow_dags_test(airflow_env)
         assert third.returncode == 0
-        new = receiver.received[len(EXPECTED_ANONYMOUS) :]
+        new = receiver.received[len(public_demo_problems) :]
         assert [(w["body"]["repository"]["repo_name"], w["body"]["repository"]["status"]) for w in new] == [
             ("demo/worker", "Failed")
         ]
