@@ -64,6 +64,18 @@ def _stored_record():
     return json.loads(Variable.get(ALERT_RECORD_VARIABLE, default_var="{}"))
 
 
+def _database_text():
+    """Dump every row of the metadata database, to look for secrets that must not be stored."""
+    from airflow import settings
+    from sqlalchemy import inspect, text
+
+    rows = []
+    with settings.engine.connect() as connection:
+        for table in inspect(connection).get_table_names():
+            rows.extend(repr(row) for row in connection.execute(text(f'SELECT * FROM "{table}"')))
+    return "\n".join(rows)
+
+
 def run_monitor(**conf):
     return _load_dag().test(run_conf=conf or None)
 
@@ -131,6 +143,18 @@ def test_first_run_sends_one_webhook_per_problem_build_and_a_second_run_sends_no
     receiver.clear()
     assert run_monitor().state == "success"
     assert receiver.received == []
+
+
+def test_receiver_credentials_reach_no_log_xcom_or_rendered_field(services, caplog):
+    _, receiver = services
+    run_monitor()
+    assert receiver.received
+
+    stored = _database_text()
+    assert "deliver_alert" in stored and "event_id" in stored
+    for secret in ("r3ceiver-pw", "q-t0ken"):
+        assert secret not in stored
+        assert secret not in caplog.text
 
 
 def test_a_new_failure_of_the_same_tag_alerts_again(services, summarize):
