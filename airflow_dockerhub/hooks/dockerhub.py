@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 from airflow.sdk import BaseHook
 
+from airflow_dockerhub.alerts import latest_per_tag
 from airflow_dockerhub.builds import AUDIT_HISTORY, LEGACY_HISTORY, Build, is_build_action
 from airflow_dockerhub.exceptions import (
     DockerHubAuthError,
@@ -27,6 +28,8 @@ from airflow_dockerhub.version import USER_AGENT
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+
+    from airflow_dockerhub.build_triggers import BuildTrigger
 
 DEFAULT_API_URL = "https://hub.docker.com"
 
@@ -53,6 +56,8 @@ class DockerHubHook(BaseHook):
     ``[connect, read]`` pair; default ``[10, 30]``) and ``verify`` (false, or a CA bundle path).
 
     :param dockerhub_conn_id: the connection to use.
+    :param connection: the connection itself, already fetched; triggers pass it because they must fetch
+        connections asynchronously.
     """
 
     conn_name_attr = "dockerhub_conn_id"
@@ -60,9 +65,13 @@ class DockerHubHook(BaseHook):
     conn_type = "dockerhub"
     hook_name = "Docker Hub"
 
-    def __init__(self, dockerhub_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self, dockerhub_conn_id: str = default_conn_name, connection: Connection | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.dockerhub_conn_id = dockerhub_conn_id
+        if connection is not None:
+            self.__dict__["connection"] = connection
         self._token: str | None = None
         self._token_expires_at = 0.0
         self._history_sources: dict[str, str] = {}
@@ -208,6 +217,50 @@ class DockerHubHook(BaseHook):
                 self._history_sources[repo_name] = source
                 return source, builds
         return None
+
+    def latest_build(
+        self, namespace: str, repository: str, tag: str | None = None, build_code: str | None = None
+    ) -> Build | None:
+        """
+        Find the newest build of a repository, of one of its tags, or the build with a given code.
+
+        :param namespace: the repository's namespace.
+        :param repository: the repository name.
+        :param tag: only builds of this Docker tag.
+        :param build_code: only the build with this code (or uuid).
+        :return: the build, or ``None`` when the history holds none that matches.
+        """
+        history = self.get_build_history(namespace, repository)
+        builds = history[1] if history else []
+        matching = [
+            build
+            for build in builds
+            if (tag is None or build.tag == tag) and (build_code is None or build.build_key == build_code)
+        ]
+        newest = latest_per_tag(matching) if tag is not None or build_code is not None else matching[:1]
+        return max(newest, key=_created_key, default=None)
+
+    def trigger_build(self, trigger: BuildTrigger, tag: str) -> requests.Response:
+        """
+        Ask Docker Hub to rebuild one tag through a remote build trigger.
+
+        The answer is returned whatever its status: a 2xx only says the request was accepted, not that a
+        build will run, and the caller decides what a refusal means.
+
+        :param trigger: the trigger to call; its URL is a secret and is never logged.
+        :param tag: the Docker tag to rebuild, unless the trigger names a source.
+        :raise DockerHubError: when Docker Hub cannot be reached.
+        """
+        self._mask(trigger.url)
+        body = trigger.request_body(tag)
+        try:
+            response = self.session.post(trigger.url, json=body, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise DockerHubError(
+                f"Could not reach the build trigger {trigger.redacted} ({type(error).__name__})"
+            ) from None
+        self.log.info("Build trigger %s answered %s to %s", trigger.redacted, response.status_code, body)
+        return response
 
     def _read_history(self, source: str, namespace: str, repository: str) -> list[Build]:
         if source == LEGACY_HISTORY:
@@ -370,6 +423,10 @@ class DockerHubHook(BaseHook):
         from airflow.sdk.log import mask_secret
 
         mask_secret(secret)
+
+
+def _created_key(build: Build) -> float:
+    return build.created.timestamp() if build.created else float("-inf")
 
 
 def _list_field(body: Any, name: str) -> list[dict[str, Any]]:
