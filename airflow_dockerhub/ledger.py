@@ -1,8 +1,8 @@
-"""The alert record: which alerts were delivered, so each one is sent once."""
+"""The alert record: which alerts went to which target, and which were resolved, so each is sent once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,14 +13,23 @@ from airflow_dockerhub.builds import parse_timestamp
 #: alert again, so their entries are dead weight once the window is safely behind them.
 RETENTION_MARGIN = timedelta(days=1)
 
+#: Entries written before targets existed name no target; they were delivered to this connection.
+FIRST_TARGET = "dockerhub_notify"
+
 
 @dataclass
 class AlertRecord:
     """
     Delivered alerts, keyed by event id.
 
-    Each entry says which repository, tag, build and kind it was, when the build was last updated and
-    when the alert was delivered, so a person reading the stored record can tell what it holds.
+    Each entry says which repository, tag, build and kind it was, when the build was last updated,
+    and per target (a connection id) when the alert, its reminders and its resolved notice were
+    delivered, so a person reading the stored record can tell what it holds::
+
+        {"repository": "acme/app", "tag": "latest", "build": "bxyz", "kind": "failed",
+         "build_updated": "...", "delivered": {"dockerhub_notify": "..."},
+         "reminders": {"dockerhub_notify": {"count": 1, "at": "..."}},
+         "resolved_at": null, "resolved": {}}
 
     :param entries: event id to entry, as stored.
     """
@@ -41,36 +50,78 @@ class AlertRecord:
         if not isinstance(stored, Mapping) or not all(isinstance(v, Mapping) for v in stored.values()):
             raise ValueError(
                 f"The alert record in {setting} is not a JSON object of delivered alerts; "
-                "delete it to start a new record (already delivered alerts may then be sent again)"
+                "delete it to start a new record (alerts still due are then sent again)"
             )
-        return cls({str(key): dict(value) for key, value in stored.items()})
+        entries = {}
+        for event_id, value in stored.items():
+            entry = dict(value)
+            if "delivered" not in entry:
+                entry["delivered"] = {FIRST_TARGET: entry.pop("delivered_at", None)}
+            entries[str(event_id)] = entry
+        return cls(entries)
 
-    def was_delivered(self, event_id: str) -> bool:
-        return event_id in self.entries
+    def was_delivered(self, event_id: str, target: str) -> bool:
+        return target in self.entries.get(event_id, {}).get("delivered", {})
 
-    def mark_delivered(self, alerts: Iterable[Mapping[str, Any]], delivered_at: datetime) -> int:
+    def mark_delivered(self, alert: Mapping[str, Any], target: str, delivered_at: datetime) -> bool:
         """
-        Add delivered alerts.
+        Note that an alert reached a target.
 
-        :param alerts: alert summaries as the monitor hands them to delivery (``event_id``,
-            ``repository``, ``tag``, ``build``, ``kind``, ``build_updated``).
-        :param delivered_at: when the delivery was confirmed.
-        :return: how many entries were new.
+        :param alert: the alert as the monitor describes it (``event_id``, ``repository``, ``tag``,
+            ``build``, ``kind``, ``build_updated``).
+        :param target: the connection id of the target.
+        :param delivered_at: when the target accepted it.
+        :return: whether this was news.
         """
-        added = 0
-        for alert in alerts:
-            event_id = alert["event_id"]
-            if event_id not in self.entries:
-                added += 1
-            self.entries[event_id] = {
+        entry = self.entries.setdefault(
+            alert["event_id"],
+            {
                 "repository": alert["repository"],
                 "tag": alert["tag"],
                 "build": alert["build"],
                 "kind": alert["kind"],
                 "build_updated": alert.get("build_updated"),
-                "delivered_at": delivered_at.isoformat(),
-            }
-        return added
+                "delivered": {},
+                "reminders": {},
+                "resolved_at": None,
+                "resolved": {},
+            },
+        )
+        news = target not in entry["delivered"]
+        entry["delivered"].setdefault(target, delivered_at.isoformat())
+        return news
+
+    def unresolved(self) -> dict[str, dict[str, Any]]:
+        """Return the entries whose tag has not built successfully since."""
+        return {event_id: entry for event_id, entry in self.entries.items() if not entry.get("resolved_at")}
+
+    def mark_resolved(self, event_id: str, at: datetime) -> None:
+        """Note that a later build of the alerted tag succeeded; reminders stop."""
+        entry = self.entries.get(event_id)
+        if entry is not None and not entry.get("resolved_at"):
+            entry["resolved_at"] = at.isoformat()
+
+    def mark_resolved_delivered(self, event_id: str, target: str, at: datetime) -> None:
+        """Note that a target received the resolved notice of an alert."""
+        entry = self.entries.get(event_id)
+        if entry is not None:
+            entry.setdefault("resolved", {})[target] = at.isoformat()
+
+    def mark_reminded(self, event_id: str, target: str, at: datetime) -> None:
+        """Note that a target received one more reminder of an alert."""
+        entry = self.entries.get(event_id)
+        if entry is not None:
+            previous = entry.setdefault("reminders", {}).get(target, {})
+            entry["reminders"][target] = {"count": previous.get("count", 0) + 1, "at": at.isoformat()}
+
+    def last_contact(self, event_id: str, target: str) -> tuple[int, datetime | None]:
+        """Return how many reminders a target got for an alert, and when it last heard of it."""
+        entry = self.entries.get(event_id, {})
+        reminder = entry.get("reminders", {}).get(target, {})
+        moment = parse_timestamp(reminder.get("at")) or parse_timestamp(
+            entry.get("delivered", {}).get(target)
+        )
+        return reminder.get("count", 0), moment
 
     def prune(self, now: datetime, max_age: timedelta) -> int:
         """
@@ -91,8 +142,13 @@ class AlertRecord:
         return len(stale)
 
     def to_stored(self) -> dict[str, dict[str, Any]]:
-        return dict(sorted(self.entries.items(), key=lambda item: item[1].get("delivered_at") or ""))
+        return dict(sorted(self.entries.items(), key=_first_delivery))
+
+
+def _first_delivery(item: tuple[str, Mapping[str, Any]]) -> str:
+    return min((str(at or "") for at in item[1].get("delivered", {}).values()), default="")
 
 
 def _entry_moment(entry: Mapping[str, Any]) -> datetime | None:
-    return parse_timestamp(entry.get("build_updated")) or parse_timestamp(entry.get("delivered_at"))
+    delivered = [parse_timestamp(at) for at in entry.get("delivered", {}).values()]
+    return parse_timestamp(entry.get("build_updated")) or max((d for d in delivered if d), default=None)

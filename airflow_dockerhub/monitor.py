@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_dockerhub.alerts import Alert, Thresholds, due_alerts, latest_per_tag
+from airflow_dockerhub.alerts import Alert, AlertKind, due_alerts, latest_per_tag
 from airflow_dockerhub.builds import Build, BuildState
 from airflow_dockerhub.exceptions import DockerHubError, DockerHubLoginError
-from airflow_dockerhub.payloads import EVENT_NAMES, webhook_payload
+from airflow_dockerhub.formats import Message, render
+from airflow_dockerhub.notices import REMINDER_EVENT, RESOLVED_EVENT, Notice
 
 if TYPE_CHECKING:
     from airflow_dockerhub.hooks.dockerhub import DockerHubHook
     from airflow_dockerhub.ledger import AlertRecord
+    from airflow_dockerhub.settings import MonitorSettings
+    from airflow_dockerhub.targets import TargetSettings
 
 log = logging.getLogger(__name__)
 
@@ -153,65 +156,198 @@ def summary_table(snapshot: Snapshot, alerts_due: int) -> str:
     return "\n".join(f"{label.ljust(width)}  {count:>6}" for label, count in rows)
 
 
-def alert_summary(alert: Alert, detected_at: datetime) -> dict[str, Any]:
+def alert_summary(alert: Alert) -> dict[str, Any]:
     """
-    Describe one alert as delivery and the record need it, in plain JSON values.
+    Describe one alert as the record keeps it, in plain JSON values.
 
     :param alert: the alert.
-    :param detected_at: when the monitor noticed it; stamped into the payload.
     """
     build = alert.build
     return {
         "event_id": alert.event_id,
-        "event": EVENT_NAMES[alert.kind],
         "kind": alert.kind.value,
         "repository": build.repo_name,
         "tag": build.tag,
         "build": build.build_key,
         "build_updated": build.last_updated.isoformat() if build.last_updated else None,
-        "payload": webhook_payload(alert, detected_at),
     }
 
 
-def undelivered_alerts(
-    snapshot: Snapshot, record: AlertRecord, now: datetime, thresholds: Thresholds
-) -> tuple[list[dict[str, Any]], int]:
+@dataclass
+class CyclePlan:
     """
-    List the alerts due now that the record does not hold as delivered.
+    What one cycle will send, and what the record must learn once it is sent.
+
+    Every field holds plain JSON values, so the plan travels between tasks as XCom.
+
+    :param deliveries: one entry per message and target: ``event_id`` (the message id, stable across
+        attempts), ``event``, ``payload``, ``target``, ``notice_ids``, ``test`` and ``label``.
+    :param notices: notice id to ``{"type": "alert" | "resolved" | "reminder" | "test", "alert_id"}``.
+    :param alerts: alert id to the alert as the record keeps it.
+    :param resolved: ids of alerts whose tag built successfully since.
+    :param already_delivered: due alerts every target already has.
+    """
+
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    notices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resolved: list[str] = field(default_factory=list)
+    already_delivered: int = 0
+
+    def add_messages(self, target: str, notices: Sequence[Notice], messages: Sequence[Message]) -> None:
+        kinds = {RESOLVED_EVENT: "resolved", REMINDER_EVENT: "reminder"}
+        for notice in notices:
+            kind = "test" if notice.test else kinds.get(notice.event, "alert")
+            self.notices[notice.notice_id] = {"type": kind, "alert_id": notice.alert_id}
+        for message in messages:
+            self.deliveries.append(
+                {
+                    "event_id": message.message_id,
+                    "event": message.event,
+                    "payload": message.body,
+                    "target": target,
+                    "notice_ids": list(message.notice_ids),
+                    "test": message.test,
+                    "label": _label(message, notices, target),
+                }
+            )
+
+
+def _label(message: Message, notices: Sequence[Notice], target: str) -> str:
+    if len(message.notice_ids) > 1:
+        return f"{target}: {len(message.notice_ids)} notices"
+    notice = next(n for n in notices if n.notice_id == message.notice_ids[0])
+    return f"{target}: {notice.build.repo_name}:{notice.build.tag} {notice.event.removeprefix('build.')}"
+
+
+def plan_cycle(
+    snapshot: Snapshot,
+    record: AlertRecord,
+    now: datetime,
+    settings: MonitorSettings,
+    targets: Sequence[TargetSettings],
+) -> CyclePlan:
+    """
+    Decide every message of one cycle: alerts each target lacks, resolved notices, reminders.
+
+    A tag counts as resolved only when the snapshot holds its newest build and that build succeeded:
+    a tag that could not be read this cycle is neither alerted nor resolved.
 
     :param snapshot: what the fetch saw.
     :param record: the alerts delivered so far.
     :param now: the moment of evaluation (aware).
-    :param thresholds: the limits builds are judged against.
-    :return: the alerts to deliver, and how many due alerts were already delivered.
+    :param settings: thresholds, reminder interval and grouping.
+    :param targets: where notices go and how each wants them.
     """
-    due = due_alerts(snapshot.builds, now, thresholds)
-    fresh = [alert for alert in due if not record.was_delivered(alert.event_id)]
-    return [alert_summary(alert, now) for alert in fresh], len(due) - len(fresh)
+    plan = CyclePlan()
+    due = due_alerts(snapshot.builds, now, settings.thresholds)
+    plan.alerts = {alert.event_id: alert_summary(alert) for alert in due}
+    newest = {(build.repo_name, build.tag): build for build in snapshot.builds}
+
+    successes = {}
+    for event_id, entry in record.entries.items():
+        build = newest.get((entry["repository"], entry["tag"]))
+        if build is not None and build.state is BuildState.SUCCESS:
+            successes[event_id] = build
+            if not entry.get("resolved_at"):
+                plan.resolved.append(event_id)
+
+    plan.already_delivered = sum(
+        all(record.was_delivered(alert.event_id, target.conn_id) for target in targets) for alert in due
+    )
+    for target in targets:
+        notices = [Notice.for_alert(a) for a in due if not record.was_delivered(a.event_id, target.conn_id)]
+        if target.send_resolved:
+            notices += [
+                Notice.resolved(event_id, build)
+                for event_id, build in successes.items()
+                if record.was_delivered(event_id, target.conn_id)
+                and target.conn_id not in record.entries[event_id].get("resolved", {})
+            ]
+        notices += _reminders(due, record, target.conn_id, now, settings.reminder_hours)
+        messages = render(target.message_format, notices, now, settings.group_threshold)
+        plan.add_messages(target.conn_id, notices, messages)
+    return plan
 
 
-def record_deliveries(
+def _reminders(
+    due: Sequence[Alert], record: AlertRecord, target: str, now: datetime, every_hours: float
+) -> list[Notice]:
+    if not every_hours:
+        return []
+    reminders = []
+    for alert in due:
+        if alert.kind not in (AlertKind.FAILED, AlertKind.CANCELLED) or not record.was_delivered(
+            alert.event_id, target
+        ):
+            continue
+        count, last = record.last_contact(alert.event_id, target)
+        if last is not None and now - last >= timedelta(hours=every_hours):
+            reminders.append(Notice.reminder(alert, count + 1))
+    return reminders
+
+
+def plan_test_alert(
+    repository: str, now: datetime, run_id: str, targets: Sequence[TargetSettings]
+) -> CyclePlan:
+    """
+    Plan a test alert: a made-up failed build of a repository, to every target, marked as a test.
+
+    :param repository: ``namespace/repository``, optionally ``:tag`` (default ``latest``).
+    :param now: the moment of the test.
+    :param run_id: the run sending it; each run's test is a new message.
+    :param targets: where it goes.
+    :raise ValueError: when the repository is not ``namespace/repository``.
+    """
+    repo_name, _, tag = repository.strip().partition(":")
+    namespace, _, name = repo_name.partition("/")
+    if not namespace or not name or "/" in name:
+        raise ValueError(
+            f"The test_alert_repository param must be namespace/repository[:tag], got {repository!r}"
+        )
+    notice = Notice.test_failure(namespace, name, tag or "latest", now, run_id)
+    plan = CyclePlan()
+    for target in targets:
+        plan.add_messages(target.conn_id, [notice], render(target.message_format, [notice], now))
+    return plan
+
+
+def apply_results(
     record: AlertRecord,
-    alerts: Iterable[Mapping[str, Any]],
+    plan: CyclePlan,
     results: Iterable[Mapping[str, Any] | None],
     now: datetime,
     max_age: timedelta,
-) -> tuple[int, int, list[Mapping[str, Any]]]:
+) -> tuple[int, int, list[dict[str, Any]]]:
     """
-    Add the alerts whose delivery succeeded to the record, and forget entries too old to matter.
+    Write what was delivered into the record, and forget entries too old to matter.
 
     :param record: the record to update.
-    :param alerts: the alerts handed to delivery.
-    :param results: what the delivery tasks returned; failed deliveries return nothing.
+    :param plan: the cycle's plan.
+    :param results: what the delivery tasks returned (``event_id`` and ``target``); failed
+        deliveries return nothing.
     :param now: the current moment (aware).
     :param max_age: the window within which builds are looked at.
-    :return: how many alerts were newly recorded, how many old entries were dropped, and the alerts
-        that were not delivered.
+    :return: how many alerts reached a target for the first time, how many old entries were dropped,
+        and the deliveries that did not succeed.
     """
-    delivered_ids = {result["event_id"] for result in results if result and result.get("event_id")}
-    alerts = list(alerts)
-    delivered = [alert for alert in alerts if alert["event_id"] in delivered_ids]
-    undelivered = [alert for alert in alerts if alert["event_id"] not in delivered_ids]
-    added = record.mark_delivered(delivered, now)
+    done = {(r["event_id"], r.get("target")) for r in results if r and r.get("event_id")}
+    added = 0
+    undelivered = []
+    for delivery in plan.deliveries:
+        target = delivery["target"]
+        if (delivery["event_id"], target) not in done:
+            undelivered.append(delivery)
+            continue
+        for notice_id in delivery["notice_ids"]:
+            notice = plan.notices.get(notice_id, {})
+            if notice.get("type") == "alert":
+                added += record.mark_delivered(plan.alerts[notice["alert_id"]], target, now)
+            elif notice.get("type") == "resolved":
+                record.mark_resolved_delivered(notice["alert_id"], target, now)
+            elif notice.get("type") == "reminder":
+                record.mark_reminded(notice["alert_id"], target, now)
+    for event_id in plan.resolved:
+        record.mark_resolved(event_id, now)
     pruned = record.prune(now, max_age)
     return added, pruned, undelivered

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_dockerhub.alerts import Alert, AlertKind
+from airflow_dockerhub.alerts import AlertKind
+
+if TYPE_CHECKING:
+    from airflow_dockerhub.builds import Build
 
 #: ``repository.status`` for each alert kind. Docker Hub's own push webhook says "Active"; the
 #: synthetic one says what went wrong instead.
@@ -32,19 +35,24 @@ def repository_url(repo_name: str) -> str:
     return f"{HUB_WEB_URL}/r/{repo_name}"
 
 
-def webhook_payload(alert: Alert, detected_at: datetime) -> dict[str, Any]:
+def build_url(repo_name: str, build_code: str) -> str:
+    """Link to one build's page on Docker Hub."""
+    return f"{repository_url(repo_name)}/builds/{build_code}"
+
+
+def webhook_payload(build: Build, status: str, detected_at: datetime) -> dict[str, Any]:
     """
-    Build the JSON body of the webhook for one alert.
+    Build the JSON body of the webhook for one build.
 
     It has the fields of Docker Hub's push webhook that describe the repository, with
     ``repository.status`` naming the problem, and a ``build_history`` object holding the build's own
     fields exactly as Docker Hub returned them. ``callback_url`` is left out on purpose: nothing
     should call Docker Hub back about a synthetic event.
 
-    :param alert: the alert to describe.
+    :param build: the build to describe.
+    :param status: the word for ``repository.status``, such as ``Failed`` (see :data:`REPOSITORY_STATUS`).
     :param detected_at: when the monitor noticed the problem; becomes ``push_data.pushed_at``.
     """
-    build = alert.build
     return {
         "push_data": {
             "pushed_at": int(detected_at.timestamp()),
@@ -53,7 +61,7 @@ def webhook_payload(alert: Alert, detected_at: datetime) -> dict[str, Any]:
             "pusher": build.namespace,
         },
         "repository": {
-            "status": REPOSITORY_STATUS[alert.kind],
+            "status": status,
             "repo_url": repository_url(build.repo_name),
             "owner": build.namespace,
             "name": build.repository,

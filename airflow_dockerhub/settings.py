@@ -14,6 +14,12 @@ QUEUED_THRESHOLD_VARIABLE = "dockerhub_queued_threshold_minutes"
 BUILDING_THRESHOLD_VARIABLE = "dockerhub_building_threshold_minutes"
 MAX_BUILD_AGE_VARIABLE = "dockerhub_max_build_age_hours"
 ALERT_RECORD_VARIABLE = "dockerhub_alert_record"
+NOTIFY_TARGETS_VARIABLE = "dockerhub_notify_targets"
+REMINDER_INTERVAL_VARIABLE = "dockerhub_reminder_interval_hours"
+GROUP_THRESHOLD_VARIABLE = "dockerhub_group_threshold"
+
+#: How many notices to one chat target in one cycle become a single grouped message.
+DEFAULT_GROUP_THRESHOLD = 5
 
 DOCKERHUB_CONN_ID = "dockerhub_default"
 NOTIFY_CONN_ID = "dockerhub_notify"
@@ -30,10 +36,16 @@ class MonitorSettings:
 
     :param namespaces: the Docker Hub namespaces to watch.
     :param thresholds: the limits builds are judged against.
+    :param targets: the connection ids notices go to.
+    :param reminder_hours: how often to remind of a build that stays failed; 0 sends no reminders.
+    :param group_threshold: how many notices to one chat target make one grouped message; 0 never.
     """
 
     namespaces: tuple[str, ...]
     thresholds: Thresholds
+    targets: tuple[str, ...] = (NOTIFY_CONN_ID,)
+    reminder_hours: float = 0
+    group_threshold: int = DEFAULT_GROUP_THRESHOLD
 
 
 def parse_namespaces(value: Any, setting: str) -> tuple[str, ...]:
@@ -67,12 +79,49 @@ def parse_positive_number(value: Any, setting: str, default: float) -> float:
     :param default: the value used when nothing is set.
     :raise ValueError: when the value is not a positive number.
     """
+    return _parse_number(value, setting, default, allow_zero=False)
+
+
+def parse_non_negative_number(value: Any, setting: str, default: float) -> float:
+    """
+    Read a number of zero or more, where zero means "off", or fall back to a default when nothing is set.
+
+    :param value: the raw value: a number, a numeric string, ``None`` or ``""``.
+    :param setting: where the value came from, named in the error.
+    :param default: the value used when nothing is set.
+    :raise ValueError: when the value is not a number of zero or more.
+    """
+    return _parse_number(value, setting, default, allow_zero=True)
+
+
+def _parse_number(value: Any, setting: str, default: float, allow_zero: bool) -> float:
     if value is None or (isinstance(value, str) and not value.strip()):
         return default
+    wanted = "zero or more" if allow_zero else "a positive number"
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{setting} must be a positive number, got {value!r}") from None
-    if isinstance(value, bool) or not number > 0 or number == float("inf"):
-        raise ValueError(f"{setting} must be a positive number, got {value!r}")
+        raise ValueError(f"{setting} must be {wanted}, got {value!r}") from None
+    in_range = number >= 0 if allow_zero else number > 0
+    if isinstance(value, bool) or not in_range or number == float("inf"):
+        raise ValueError(f"{setting} must be {wanted}, got {value!r}")
     return number
+
+
+def parse_conn_ids(value: Any, setting: str, default: str) -> tuple[str, ...]:
+    """
+    Read a comma-separated list of connection ids.
+
+    :param value: the raw value; ``None`` or empty gives the default.
+    :param setting: where the value came from, named in the error.
+    :param default: the connection id used when nothing is set.
+    :raise ValueError: when an id holds characters Airflow does not allow.
+    """
+    if value is None or not str(value).strip():
+        return (default,)
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    conn_ids = [str(item).strip() for item in items if str(item).strip()]
+    invalid = [conn_id for conn_id in conn_ids if not re.match(r"^[A-Za-z0-9_.-]+$", conn_id)]
+    if invalid:
+        raise ValueError(f"{setting} holds names that are not connection ids: {', '.join(invalid)}")
+    return tuple(dict.fromkeys(conn_ids))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from airflow_dockerhub.formats import MessageFormat
 
 #: Query parameters whose values are treated as secrets wherever the URL is shown.
 SECRET_QUERY_WORDS = ("token", "key", "secret", "password", "passwd", "pwd", "auth", "sig", "code")
@@ -98,3 +102,50 @@ def redact_url(url: str) -> str:
 def _is_secret_name(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered for word in SECRET_QUERY_WORDS)
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """
+    How one target wants its notices.
+
+    :param conn_id: the connection naming the target.
+    :param message_format: the format it reads.
+    :param send_resolved: whether it gets a notice when a later build of an alerted tag succeeds.
+    """
+
+    conn_id: str
+    message_format: MessageFormat
+    send_resolved: bool
+
+    @classmethod
+    def from_extra(cls, conn_id: str, extra: Mapping[str, Any]) -> TargetSettings:
+        """
+        Read a target's settings from its connection's extra.
+
+        ``format`` is ``dockerhub`` (default), ``slack`` or ``rocketchat``. ``send_resolved`` defaults
+        to false for ``dockerhub``, whose receivers expect only problem builds, and to true for chat.
+
+        :param conn_id: the connection id.
+        :param extra: the connection's extra, decoded.
+        :raise ValueError: naming the connection and the field.
+        """
+        message_format = MessageFormat.parse(
+            extra.get("format"), f"The 'format' extra of connection {conn_id}"
+        )
+        default = message_format is not MessageFormat.DOCKERHUB
+        send_resolved = _flag(extra.get("send_resolved"), default, f"The 'send_resolved' extra of {conn_id}")
+        return cls(conn_id=conn_id, message_format=message_format, send_resolved=send_resolved)
+
+
+def _flag(value: Any, default: bool, setting: str) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in ("true", "yes", "1"):
+        return True
+    if lowered in ("false", "no", "0"):
+        return False
+    raise ValueError(f"{setting} must be true or false, got {value!r}")

@@ -1,5 +1,6 @@
 # Sourced by the other scripts: make the project's virtual environment and install the package into it.
-# Set AIRFLOW_VERSION to test against another Airflow 3 release than the newest.
+# VENV picks the environment (default .venv); AIRFLOW_VERSION pins the Airflow release installed into
+# it. Give a pinned release its own VENV, or .venv keeps that release until AIRFLOW_VERSION changes.
 
 PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$PROJECT_ROOT/.venv}"

@@ -11,13 +11,9 @@ from airflow_dockerhub.emulator import HubState, create_hub_app, serve_in_thread
 from airflow_dockerhub.exceptions import DockerHubLoginError
 from airflow_dockerhub.hooks.dockerhub import DockerHubHook
 from airflow_dockerhub.ledger import AlertRecord
-from airflow_dockerhub.monitor import (
-    Snapshot,
-    fetch_snapshot,
-    record_deliveries,
-    summary_table,
-    undelivered_alerts,
-)
+from airflow_dockerhub.monitor import Snapshot, apply_results, fetch_snapshot, plan_cycle, summary_table
+from airflow_dockerhub.settings import MonitorSettings
+from airflow_dockerhub.targets import TargetSettings
 
 NOW = datetime.now(timezone.utc)
 
@@ -90,15 +86,22 @@ def test_delivered_alerts_are_not_due_again_and_failed_ones_stay_due(hub):
     hub.add_build("acme", "b", status=-1)
     snapshot = fetch_snapshot(DockerHubHook(), ["acme"])
     record = AlertRecord()
+    settings = MonitorSettings(namespaces=("acme",), thresholds=Thresholds())
+    target = [TargetSettings.from_extra("dockerhub_notify", {})]
 
-    alerts, already = undelivered_alerts(snapshot, record, NOW, Thresholds())
-    assert (len(alerts), already) == (2, 0)
+    plan = plan_cycle(snapshot, record, NOW, settings, target)
+    assert (len(plan.deliveries), plan.already_delivered) == (2, 0)
+    first, second = plan.deliveries
 
-    added, _, undelivered = record_deliveries(
-        record, alerts, [{"event_id": alerts[0]["event_id"]}, None], NOW, timedelta(hours=24)
+    added, _, undelivered = apply_results(
+        record,
+        plan,
+        [{"event_id": first["event_id"], "target": "dockerhub_notify"}, None],
+        NOW,
+        timedelta(hours=24),
     )
-    assert added == 1 and [a["repository"] for a in undelivered] == [alerts[1]["repository"]]
+    assert added == 1 and [d["event_id"] for d in undelivered] == [second["event_id"]]
 
-    alerts_again, already_again = undelivered_alerts(snapshot, record, NOW, Thresholds())
-    assert [a["event_id"] for a in alerts_again] == [alerts[1]["event_id"]]
-    assert already_again == 1
+    again = plan_cycle(snapshot, record, NOW, settings, target)
+    assert [d["event_id"] for d in again.deliveries] == [second["event_id"]]
+    assert again.already_delivered == 1

@@ -15,10 +15,13 @@ from airflow_dockerhub.settings import (
     ALERT_RECORD_VARIABLE,
     BUILDING_THRESHOLD_VARIABLE,
     DOCKERHUB_CONN_ID,
+    GROUP_THRESHOLD_VARIABLE,
     MAX_BUILD_AGE_VARIABLE,
     NAMESPACES_VARIABLE,
     NOTIFY_CONN_ID,
+    NOTIFY_TARGETS_VARIABLE,
     QUEUED_THRESHOLD_VARIABLE,
+    REMINDER_INTERVAL_VARIABLE,
 )
 
 DAG_ID = "dockerhub_build_monitor"
@@ -80,6 +83,17 @@ def create_build_monitor_dag(
             "max_build_age_hours": _number_param(
                 f"Ignore builds last updated longer ago; empty uses {MAX_BUILD_AGE_VARIABLE} (default 24)."
             ),
+            "test_alert_repository": Param(
+                None,
+                type=["null", "string"],
+                description="namespace/repository[:tag]: send a made-up failure of it to every target, "
+                "marked as a test, instead of this cycle's alerts; nothing is recorded.",
+            ),
+            "dry_run": Param(
+                False,
+                type="boolean",
+                description="Evaluate and log what would be sent, but send and record nothing.",
+            ),
         },
     ) as dag:
         # The snapshot and the alerts are long; the steps log their own summaries instead.
@@ -94,7 +108,7 @@ def create_build_monitor_dag(
             from airflow_dockerhub.hooks.dockerhub import DockerHubHook
             from airflow_dockerhub.monitor import fetch_snapshot, summary_table
 
-            settings = _read_settings(params or {})
+            settings = _read_settings(params or {}, webhook_conn_id)
             snapshot = fetch_snapshot(DockerHubHook(dockerhub_conn_id=dockerhub_conn_id), settings.namespaces)
             due = due_alerts(snapshot.builds, pendulum.now("UTC"), settings.thresholds)
 
@@ -106,71 +120,99 @@ def create_build_monitor_dag(
             return snapshot.to_xcom()
 
         @task(show_return_value_in_logs=False)
-        def evaluate(snapshot: dict[str, Any], params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-            """Decide which alerts are due and not yet delivered, and shape their webhooks."""
+        def evaluate(
+            snapshot: dict[str, Any], params: dict[str, Any] | None = None, run_id: str | None = None, ti=None
+        ) -> list[dict[str, Any]]:
+            """
+            Decide what this cycle sends to which target, and shape each message in its format.
+
+            The messages are the return value, which delivery maps over; the rest of the plan, which
+            only the record step needs, travels as the ``plan`` XCom.
+            """
+            import dataclasses
             import logging
 
             import pendulum
 
-            from airflow_dockerhub.monitor import Snapshot, undelivered_alerts
+            from airflow_dockerhub.hooks.webhook import WebhookHook
+            from airflow_dockerhub.monitor import CyclePlan, Snapshot, plan_cycle, plan_test_alert
 
-            settings = _read_settings(params or {})
-            alerts, already = undelivered_alerts(
-                Snapshot.from_xcom(snapshot), _read_record(), pendulum.now("UTC"), settings.thresholds
-            )
+            params = params or {}
+            settings = _read_settings(params, webhook_conn_id)
+            targets = [WebhookHook(webhook_conn_id=conn_id).target_settings for conn_id in settings.targets]
+            now = pendulum.now("UTC")
             log = logging.getLogger(__name__)
-            log.info("%s alerts to deliver, %s delivered before", len(alerts), already)
-            for alert in alerts:
+
+            if params.get("test_alert_repository"):
+                plan = plan_test_alert(params["test_alert_repository"], now, run_id or "manual", targets)
+                log.info("Sending a test alert for %s", params["test_alert_repository"])
+            else:
+                plan = plan_cycle(Snapshot.from_xcom(snapshot), _read_record(), now, settings, targets)
                 log.info(
-                    "Due: %s %s:%s build %s",
-                    alert["event"],
-                    alert["repository"],
-                    alert["tag"],
-                    alert["build"],
+                    "%s alerts due, %s delivered to every target before; %s messages to send",
+                    len(plan.alerts),
+                    plan.already_delivered,
+                    len(plan.deliveries),
                 )
-            return alerts
+            for delivery in plan.deliveries:
+                log.info("To send: %s (%s)", delivery["label"], delivery["event"])
+
+            if params.get("dry_run"):
+                log.info("Dry run: nothing is sent and nothing is recorded")
+                plan = CyclePlan()
+            rest = dataclasses.asdict(plan)
+            deliveries = rest.pop("deliveries")
+            ti.xcom_push(key="plan", value=rest)
+            return deliveries
 
         @task.branch
-        def any_alerts(alerts: list[dict[str, Any]]) -> str:
+        def any_deliveries(deliveries: list[dict[str, Any]]) -> str:
             """Go to delivery when there is something to deliver."""
-            return "deliver_alert" if alerts else "all_clear"
+            return "deliver_alert" if deliveries else "all_clear"
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def record_deliveries(
-            alerts: list[dict[str, Any]],
+            deliveries: list[dict[str, Any]],
             snapshot: dict[str, Any],
             params: dict[str, Any] | None = None,
             ti=None,
         ) -> dict[str, Any]:
-            """Add delivered alerts to the record; fail the run if anything was left undone."""
+            """Add what was delivered to the record; fail the run if anything was left undone."""
             import logging
 
             import pendulum
             from airflow.sdk.exceptions import AirflowFailException
 
-            from airflow_dockerhub.monitor import record_deliveries as record
+            from airflow_dockerhub.monitor import CyclePlan, apply_results
 
-            settings = _read_settings(params or {})
-            results = ti.xcom_pull(task_ids=["deliver_alert"]) if alerts else []
+            if deliveries is None:
+                # This step runs even when an earlier one failed, so that delivered alerts are always
+                # recorded. Failing here too keeps the run red: Airflow judges a run by its last steps.
+                raise AirflowFailException("Nothing to record: an earlier step failed before planning")
+            cycle = CyclePlan(deliveries=deliveries, **ti.xcom_pull(task_ids="evaluate", key="plan"))
+            settings = _read_settings(params or {}, webhook_conn_id)
+            results = ti.xcom_pull(task_ids=["deliver_alert"]) if cycle.deliveries else []
             ledger = _read_record()
-            added, pruned, undelivered = record(
+            before = ledger.to_stored()
+            added, _, undelivered = apply_results(
                 ledger,
-                alerts,
+                cycle,
                 results,
                 pendulum.now("UTC"),
                 timedelta(hours=settings.thresholds.max_age_hours),
             )
-            if added or pruned:
+            if ledger.to_stored() != before:
                 Variable.set(
                     ALERT_RECORD_VARIABLE,
                     ledger.to_stored(),
                     description="Alerts delivered by the dockerhub_build_monitor DAG; delete to start over.",
                     serialize_json=True,
                 )
-            log = logging.getLogger(__name__)
-            log.info("Recorded %s delivered alerts; %s not delivered", added, len(undelivered))
+            logging.getLogger(__name__).info(
+                "Recorded %s newly delivered alerts; %s messages not delivered", added, len(undelivered)
+            )
 
-            problems = [f"not delivered: {a['event']} {a['repository']}:{a['tag']}" for a in undelivered]
+            problems = [f"not delivered: {d['label']} ({d['event']})" for d in undelivered]
             problems += [f"not read: {error}" for error in snapshot.get("errors", [])]
             if problems:
                 raise AirflowFailException(
@@ -179,32 +221,38 @@ def create_build_monitor_dag(
             return {"recorded": added}
 
         snapshot = fetch_build_history()
-        alerts = evaluate(snapshot)
+        deliveries = evaluate(snapshot)
         deliver = DockerHubWebhookOperator.partial(
             task_id="deliver_alert",
             webhook_conn_id=webhook_conn_id,
             retries=delivery_retries,
             retry_delay=timedelta(seconds=retry_delay),
-            map_index_template="{{ task.alert['repository'] }}:{{ task.alert['tag'] }} {{ task.alert['kind'] }}",
-        ).expand(alert=alerts)
+            map_index_template="{{ task.alert['label'] }}",
+        ).expand(alert=deliveries)
         all_clear = EmptyOperator(task_id="all_clear")
-        done = record_deliveries(alerts, snapshot)
+        done = record_deliveries(deliveries, snapshot)
 
-        any_alerts(alerts) >> [deliver, all_clear]
+        any_deliveries(deliveries) >> [deliver, all_clear]
         [deliver, all_clear] >> done
     return dag
 
 
-def _read_settings(params: dict[str, Any]):
+def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID):
     from airflow_dockerhub.alerts import Thresholds
-    from airflow_dockerhub.settings import MonitorSettings, parse_namespaces, parse_positive_number
+    from airflow_dockerhub.settings import (
+        DEFAULT_GROUP_THRESHOLD,
+        MonitorSettings,
+        parse_conn_ids,
+        parse_namespaces,
+        parse_non_negative_number,
+        parse_positive_number,
+    )
 
-    def setting(param: str, variable: str) -> tuple[Any, str]:
-        if params.get(param) not in (None, ""):
+    def setting(param: str | None, variable: str) -> tuple[Any, str]:
+        if param and params.get(param) not in (None, ""):
             return params[param], f"the {param} param"
         return Variable.get(variable, default=None), f"the {variable} variable"
 
-    namespaces = parse_namespaces(*setting("namespaces", NAMESPACES_VARIABLE))
     thresholds = Thresholds(
         queued_minutes=parse_positive_number(
             *setting("queued_threshold_minutes", QUEUED_THRESHOLD_VARIABLE), 60
@@ -214,7 +262,15 @@ def _read_settings(params: dict[str, Any]):
         ),
         max_age_hours=parse_positive_number(*setting("max_build_age_hours", MAX_BUILD_AGE_VARIABLE), 24),
     )
-    return MonitorSettings(namespaces=namespaces, thresholds=thresholds)
+    return MonitorSettings(
+        namespaces=parse_namespaces(*setting("namespaces", NAMESPACES_VARIABLE)),
+        thresholds=thresholds,
+        targets=parse_conn_ids(*setting(None, NOTIFY_TARGETS_VARIABLE), default_target),
+        reminder_hours=parse_non_negative_number(*setting(None, REMINDER_INTERVAL_VARIABLE), 0),
+        group_threshold=int(
+            parse_non_negative_number(*setting(None, GROUP_THRESHOLD_VARIABLE), DEFAULT_GROUP_THRESHOLD)
+        ),
+    )
 
 
 def _read_record():

@@ -12,7 +12,7 @@ from airflow.sdk import BaseHook
 
 from airflow_dockerhub.exceptions import WebhookDeliveryError
 from airflow_dockerhub.http_settings import parse_timeout, parse_verify
-from airflow_dockerhub.targets import WebhookTarget, parse_notification_url
+from airflow_dockerhub.targets import TargetSettings, WebhookTarget, parse_notification_url
 from airflow_dockerhub.version import USER_AGENT
 
 if TYPE_CHECKING:
@@ -20,10 +20,11 @@ if TYPE_CHECKING:
 
 EVENT_HEADER = "X-DockerHub-Event"
 EVENT_ID_HEADER = "X-DockerHub-Event-Id"
+TEST_HEADER = "X-DockerHub-Test"
 
 #: Extra keys that configure the hook; in a connection given as a URI, every other key came from the
 #: notification URL's query string.
-SETTING_KEYS = frozenset({"timeout", "verify"})
+SETTING_KEYS = frozenset({"timeout", "verify", "format", "send_resolved"})
 
 
 class WebhookHook(BaseHook):
@@ -33,8 +34,9 @@ class WebhookHook(BaseHook):
     The connection's host holds the whole notification URL, for example
     ``https://user:pwd@hooks.example.com:10443/hook?token=123``: credentials inside it become basic
     auth, the path and query string are sent as they are. The login and password fields work too.
-    The extra may hold ``verify`` (false, or a CA bundle path; certificates are verified by default)
-    and ``timeout`` (seconds, or a ``[connect, read]`` pair).
+    The extra may hold ``verify`` (false, or a CA bundle path; certificates are verified by default),
+    ``timeout`` (seconds, or a ``[connect, read]`` pair), ``format`` (``dockerhub``, ``slack`` or
+    ``rocketchat``) and ``send_resolved``.
 
     :param webhook_conn_id: the connection naming the receiver.
     """
@@ -65,6 +67,11 @@ class WebhookHook(BaseHook):
         return target
 
     @cached_property
+    def target_settings(self) -> TargetSettings:
+        """Read how this target wants its notices: format and resolved notices."""
+        return TargetSettings.from_extra(self.webhook_conn_id, self.connection.extra_dejson)
+
+    @cached_property
     def session(self) -> requests.Session:
         extra = self.connection.extra_dejson
         session = requests.Session()
@@ -80,7 +87,7 @@ class WebhookHook(BaseHook):
         """Return the hook's one HTTP session, created on first use."""
         return self.session
 
-    def deliver(self, payload: dict[str, Any], event: str, event_id: str) -> int:
+    def deliver(self, payload: dict[str, Any], event: str, event_id: str, test: bool = False) -> int:
         """
         Post one webhook.
 
@@ -88,6 +95,7 @@ class WebhookHook(BaseHook):
         :param event: the kind of event, sent in the ``X-DockerHub-Event`` header.
         :param event_id: the stable id of the alert, sent in ``X-DockerHub-Event-Id`` so a receiver
             can drop a repeat.
+        :param test: mark the delivery as a test with an ``X-DockerHub-Test: true`` header.
         :return: the receiver's status code (2xx).
         :raise WebhookDeliveryError: on any other answer or no answer; the message names the
             receiver by its redacted URL.
@@ -98,6 +106,8 @@ class WebhookHook(BaseHook):
             f"the 'timeout' extra of connection {self.webhook_conn_id}",
         )
         headers = {"Content-Type": "application/json", EVENT_HEADER: event, EVENT_ID_HEADER: event_id}
+        if test:
+            headers[TEST_HEADER] = "true"
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         try:
             response = self.session.post(

@@ -18,13 +18,15 @@ REQUIRED_FIELDS = ("event_id", "event", "payload")
 
 class DockerHubWebhookOperator(BaseOperator):
     """
-    Deliver one build alert as a webhook.
+    Deliver one build alert (or another notice) as a webhook.
 
     The alert is a dictionary as the build monitor's evaluation step hands it out: ``event_id`` (stable
-    for the same build and problem), ``event`` (``build.failed``, ``build.cancelled``,
-    ``build.queued_too_long`` or ``build.building_too_long``) and ``payload`` (the JSON body); other
-    keys describe the alert for people and are ignored here. A receiver answering anything but 2xx
-    fails the task, and the alert stays undelivered.
+    for the same message), ``event`` (``build.failed``, ``build.cancelled``, ``build.queued_too_long``,
+    ``build.building_too_long``, ``build.resolved``, ``build.reminder``, ``build.test`` or
+    ``build.grouped``), ``payload`` (the JSON body, already in the target's format), and optionally
+    ``target`` (the connection to send to, instead of ``webhook_conn_id``) and ``test``; other keys
+    describe the alert for people and are ignored here. A receiver answering anything but 2xx fails the
+    task, and the alert stays undelivered.
 
     .. code-block:: python
 
@@ -47,12 +49,21 @@ class DockerHubWebhookOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> WebhookHook:
-        return WebhookHook(webhook_conn_id=self.webhook_conn_id)
+        return WebhookHook(webhook_conn_id=self.alert.get("target") or self.webhook_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         missing = [name for name in REQUIRED_FIELDS if not self.alert.get(name)]
         if missing:
             raise ValueError(f"The alert handed to {self.task_id} lacks {', '.join(missing)}")
 
-        status = self.hook.deliver(self.alert["payload"], self.alert["event"], self.alert["event_id"])
-        return {"event_id": self.alert["event_id"], "status_code": status}
+        status = self.hook.deliver(
+            self.alert["payload"],
+            self.alert["event"],
+            self.alert["event_id"],
+            test=bool(self.alert.get("test")),
+        )
+        return {
+            "event_id": self.alert["event_id"],
+            "target": self.hook.webhook_conn_id,
+            "status_code": status,
+        }

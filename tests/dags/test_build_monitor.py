@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -190,3 +191,23 @@ def test_params_override_thresholds_and_namespaces(services, summarize):
     statuses = summarize(receiver.received)
     assert ("demo/fresh-queue", "latest", "Queued") in statuses
     assert ("demo/fresh-build", "latest", "Building") in statuses
+
+
+def test_rejected_credentials_fail_the_fetch_and_nothing_is_recorded(services, monkeypatch):
+    hub_state, receiver = services
+    hub_url = json.loads(os.environ["AIRFLOW_CONN_DOCKERHUB_DEFAULT"])["host"]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DOCKERHUB_DEFAULT",
+        json.dumps(
+            {"conn_type": "dockerhub", "host": hub_url, "login": DEMO_USER, "password": "stale-token"}
+        ),
+    )
+
+    run = run_monitor()
+
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["fetch_build_history"] == "failed"
+    assert states["record_deliveries"] == "failed"
+    assert receiver.received == []
+    assert len([path for _, path in hub_state.requests if path.startswith("/v2/auth")]) == 1

@@ -62,7 +62,7 @@ def test_dag_schedule_and_steps():
     assert {t.task_id for t in dag.tasks} == {
         "fetch_build_history",
         "evaluate",
-        "any_alerts",
+        "any_deliveries",
         "deliver_alert",
         "all_clear",
         "record_deliveries",
@@ -72,5 +72,7 @@ def test_dag_schedule_and_steps():
         "queued_threshold_minutes",
         "building_threshold_minutes",
         "max_build_age_hours",
+        "test_alert_repository",
+        "dry_run",
     }
     assert all(dag.params.get_param(name).description for name in dag.params)

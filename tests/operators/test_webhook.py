@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -28,9 +29,9 @@ def receiver(monkeypatch):
         yield state
 
 
-def test_operator_delivers_the_alert_and_returns_only_its_id_and_status(receiver):
+def test_operator_delivers_the_alert_and_returns_only_its_id_target_and_status(receiver):
     result = DockerHubWebhookOperator(task_id="deliver", alert=ALERT).execute({})
-    assert result == {"event_id": ALERT["event_id"], "status_code": 200}
+    assert result == {"event_id": ALERT["event_id"], "target": "dockerhub_notify", "status_code": 200}
     [webhook] = receiver.received
     assert webhook["body"] == ALERT["payload"]
     assert webhook["headers"]["x-dockerhub-event-id"] == ALERT["event_id"]
@@ -48,3 +49,12 @@ def test_operator_names_what_an_alert_lacks(receiver):
             {}
         )
     assert receiver.received == []
+
+
+def test_the_alert_names_its_target_and_a_test_is_marked(receiver, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_OTHER_TARGET", os.environ["AIRFLOW_CONN_DOCKERHUB_NOTIFY"])
+    monkeypatch.delenv("AIRFLOW_CONN_DOCKERHUB_NOTIFY")
+    alert = {**ALERT, "target": "other_target", "test": True}
+    result = DockerHubWebhookOperator(task_id="deliver", alert=alert).execute({})
+    assert result["target"] == "other_target"
+    assert receiver.received[0]["headers"]["x-dockerhub-test"] == "true"
