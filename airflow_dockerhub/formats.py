@@ -207,7 +207,8 @@ class _SlackWriter(_ChatWriter):
 
 
 class _RocketChatWriter(_ChatWriter):
-    _MARKUP = "\\*_~`[]()<>#|"
+    # Characters that start emphasis, code or a link in Rocket.Chat's markdown.
+    _MARKUP = "\\*_~`[]"
 
     def escape(self, text: str) -> str:
         return "".join(f"\\{char}" if char in self._MARKUP else char for char in text)

@@ -242,7 +242,7 @@ def plan_cycle(
     plan = CyclePlan()
     due = due_alerts(snapshot.builds, now, settings.thresholds)
     plan.alerts = {alert.event_id: alert_summary(alert) for alert in due}
-    newest = {(build.repo_name, build.tag): build for build in snapshot.builds}
+    newest = {(build.repo_name, build.tag): build for build in latest_per_tag(snapshot.builds)}
 
     successes = {}
     for event_id, entry in record.entries.items():

@@ -193,7 +193,7 @@ def create_build_monitor_dag(
             settings = _read_settings(params or {}, webhook_conn_id)
             results = ti.xcom_pull(task_ids=["deliver_alert"]) if cycle.deliveries else []
             ledger = _read_record()
-            before = ledger.to_stored()
+            before = json.dumps(ledger.to_stored(), sort_keys=True)
             added, _, undelivered = apply_results(
                 ledger,
                 cycle,
@@ -201,7 +201,7 @@ def create_build_monitor_dag(
                 pendulum.now("UTC"),
                 timedelta(hours=settings.thresholds.max_age_hours),
             )
-            if ledger.to_stored() != before:
+            if json.dumps(ledger.to_stored(), sort_keys=True) != before:
                 Variable.set(
                     ALERT_RECORD_VARIABLE,
                     ledger.to_stored(),

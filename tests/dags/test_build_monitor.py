@@ -211,3 +211,53 @@ def test_rejected_credentials_fail_the_fetch_and_nothing_is_recorded(services, m
     assert states["record_deliveries"] == "failed"
     assert receiver.received == []
     assert len([path for _, path in hub_state.requests if path.startswith("/v2/auth")]) == 1
+
+
+def test_test_alert_param_reaches_every_target_marked_as_a_test(services, monkeypatch):
+    _, receiver = services
+    notify = json.loads(os.environ["AIRFLOW_CONN_DOCKERHUB_NOTIFY"])
+    monkeypatch.setenv("AIRFLOW_CONN_CHAT", json.dumps({**notify, "extra": {"format": "rocketchat"}}))
+    monkeypatch.setenv("AIRFLOW_VAR_DOCKERHUB_NOTIFY_TARGETS", "dockerhub_notify,chat")
+
+    run = run_monitor(test_alert_repository="test/my-image")
+
+    assert run.state == "success"
+    assert len(receiver.received) == 2
+    assert all(w["headers"]["x-dockerhub-test"] == "true" for w in receiver.received)
+    assert {w["headers"]["x-dockerhub-event"] for w in receiver.received} == {"build.test"}
+    hook = next(w for w in receiver.received if "repository" in w["body"])
+    assert hook["body"]["repository"]["repo_name"] == "test/my-image"
+    assert hook["body"]["repository"]["status"] == "Failed"
+    chat = next(w for w in receiver.received if "attachments" in w["body"])
+    assert chat["body"]["text"].startswith("[TEST] Docker Hub build failed: test/my-image:latest")
+    assert _stored_record() == {}
+
+
+def test_dry_run_sends_and_records_nothing(services):
+    _, receiver = services
+    run = run_monitor(dry_run=True)
+    assert run.state == "success"
+    assert receiver.received == []
+    assert _stored_record() == {}
+
+
+def test_chat_target_gets_a_resolved_notice_after_a_later_success(services, monkeypatch, summarize):
+    hub_state, receiver = services
+    notify = json.loads(os.environ["AIRFLOW_CONN_DOCKERHUB_NOTIFY"])
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps({**notify, "extra": {"format": "slack"}}))
+    monkeypatch.setenv("AIRFLOW_VAR_DOCKERHUB_NOTIFY_TARGETS", "dockerhub_notify,slack_alerts")
+    monkeypatch.setenv("AIRFLOW_VAR_DOCKERHUB_GROUP_THRESHOLD", "0")
+    run_monitor()
+    chat = [w for w in receiver.received if "attachments" in w["body"]]
+    assert len(chat) == 7
+    receiver.clear()
+
+    hub_state.add_build("demo", "api", tag="latest", status=10, created_minutes_ago=1, updated_minutes_ago=0)
+    run_monitor()
+
+    assert [(w["headers"]["x-dockerhub-event"], w["body"]["text"]) for w in receiver.received] == [
+        ("build.resolved", "Docker Hub build succeeded again: demo/api:latest")
+    ]
+    receiver.clear()
+    run_monitor()
+    assert receiver.received == []
