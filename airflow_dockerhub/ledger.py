@@ -73,7 +73,13 @@ class AlertRecord:
         :param delivered_at: when the target accepted it.
         :return: whether this was news.
         """
-        entry = self.entries.setdefault(
+        entry = self._entry(alert)
+        news = target not in entry["delivered"]
+        entry["delivered"].setdefault(target, delivered_at.isoformat())
+        return news
+
+    def _entry(self, alert: Mapping[str, Any]) -> dict[str, Any]:
+        return self.entries.setdefault(
             alert["event_id"],
             {
                 "repository": alert["repository"],
@@ -87,9 +93,36 @@ class AlertRecord:
                 "resolved": {},
             },
         )
-        news = target not in entry["delivered"]
-        entry["delivered"].setdefault(target, delivered_at.isoformat())
-        return news
+
+    def mark_retry_requested(
+        self, alert: Mapping[str, Any], requested_at: datetime, status_code: int, refused: bool
+    ) -> None:
+        """
+        Note that a rebuild of the alert's failed build was requested, and how Docker Hub answered.
+
+        :param alert: the alert as the monitor describes it.
+        :param requested_at: when the request was sent.
+        :param status_code: Docker Hub's answer.
+        :param refused: whether the answer refused the request for good.
+        """
+        self._entry(alert)["retry"] = {
+            "requested_at": requested_at.isoformat(),
+            "status_code": status_code,
+            "outcome": "refused" if refused else None,
+            "notified": {},
+        }
+
+    def mark_retry_outcome(self, event_id: str, outcome: str) -> None:
+        """Note whether a requested rebuild happened (``honored``) or not (``not_honored``)."""
+        retry = self.entries.get(event_id, {}).get("retry")
+        if retry is not None and not retry.get("outcome"):
+            retry["outcome"] = outcome
+
+    def mark_retry_notified(self, event_id: str, target: str, at: datetime) -> None:
+        """Note that a target was told a rebuild was refused or never started."""
+        retry = self.entries.get(event_id, {}).get("retry")
+        if retry is not None:
+            retry.setdefault("notified", {})[target] = at.isoformat()
 
     def unresolved(self) -> dict[str, dict[str, Any]]:
         """Return the entries whose tag has not built successfully since."""

@@ -10,12 +10,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_dockerhub.alerts import Alert, AlertKind, due_alerts, latest_per_tag
-from airflow_dockerhub.builds import Build, BuildState
+from airflow_dockerhub.builds import Build, BuildState, parse_timestamp
 from airflow_dockerhub.exceptions import DockerHubError, DockerHubLoginError
 from airflow_dockerhub.formats import Message, render
-from airflow_dockerhub.notices import REMINDER_EVENT, RESOLVED_EVENT, Notice
+from airflow_dockerhub.notices import REMINDER_EVENT, RESOLVED_EVENT, RETRY_EVENTS, Notice
+from airflow_dockerhub.retries import rebuilds_due, retry_outcomes
 
 if TYPE_CHECKING:
+    from airflow_dockerhub.build_triggers import BuildTrigger
     from airflow_dockerhub.hooks.dockerhub import DockerHubHook
     from airflow_dockerhub.ledger import AlertRecord
     from airflow_dockerhub.settings import MonitorSettings
@@ -186,6 +188,9 @@ class CyclePlan:
     :param alerts: alert id to the alert as the record keeps it.
     :param resolved: ids of alerts whose tag built successfully since.
     :param already_delivered: due alerts every target already has.
+    :param rebuilds: failed builds to rebuild now, as :func:`~airflow_dockerhub.retries.rebuilds_due`
+        lists them.
+    :param retry_outcomes: alert id to what became of its rebuild request, settled this cycle.
     """
 
     deliveries: list[dict[str, Any]] = field(default_factory=list)
@@ -193,9 +198,12 @@ class CyclePlan:
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
     resolved: list[str] = field(default_factory=list)
     already_delivered: int = 0
+    rebuilds: list[dict[str, Any]] = field(default_factory=list)
+    retry_outcomes: dict[str, str] = field(default_factory=dict)
 
     def add_messages(self, target: str, notices: Sequence[Notice], messages: Sequence[Message]) -> None:
         kinds = {RESOLVED_EVENT: "resolved", REMINDER_EVENT: "reminder"}
+        kinds.update(dict.fromkeys(RETRY_EVENTS.values(), "retry"))
         for notice in notices:
             kind = "test" if notice.test else kinds.get(notice.event, "alert")
             self.notices[notice.notice_id] = {"type": kind, "alert_id": notice.alert_id}
@@ -226,18 +234,21 @@ def plan_cycle(
     now: datetime,
     settings: MonitorSettings,
     targets: Sequence[TargetSettings],
+    triggers: Mapping[str, BuildTrigger] | None = None,
 ) -> CyclePlan:
     """
-    Decide every message of one cycle: alerts each target lacks, resolved notices, reminders.
+    Decide everything one cycle does: alerts each target lacks, resolved notices, reminders, rebuilds.
 
     A tag counts as resolved only when the snapshot holds its newest build and that build succeeded:
-    a tag that could not be read this cycle is neither alerted nor resolved.
+    a tag that could not be read this cycle is neither alerted nor resolved. Nothing here waits for a
+    rebuild: whether one happened is read from the history in later cycles.
 
     :param snapshot: what the fetch saw.
     :param record: the alerts delivered so far.
     :param now: the moment of evaluation (aware).
-    :param settings: thresholds, reminder interval and grouping.
+    :param settings: thresholds, reminder interval, incident threshold and rebuild policy.
     :param targets: where notices go and how each wants them.
+    :param triggers: repositories to their remote build triggers; none means no rebuilds.
     """
     plan = CyclePlan()
     due = due_alerts(snapshot.builds, now, settings.thresholds)
@@ -252,6 +263,16 @@ def plan_cycle(
             if not entry.get("resolved_at"):
                 plan.resolved.append(event_id)
 
+    failing = {alert.build.repo_name for alert in due if alert.kind is AlertKind.FAILED}
+    incident = bool(settings.incident_threshold) and len(failing) >= settings.incident_threshold
+    if incident:
+        log.warning(
+            "%s repositories failing at once, possibly a Docker Hub incident: rebuilds pause", len(failing)
+        )
+    plan.rebuilds = rebuilds_due(due, record.entries, triggers or {}, settings.retry_policy, now, incident)
+    plan.retry_outcomes = retry_outcomes(record.entries, newest, settings.retry_policy, now)
+    retry_problems = _retry_problems(record, plan.retry_outcomes, newest)
+
     plan.already_delivered = sum(
         all(record.was_delivered(alert.event_id, target.conn_id) for target in targets) for alert in due
     )
@@ -265,9 +286,27 @@ def plan_cycle(
                 and target.conn_id not in record.entries[event_id].get("resolved", {})
             ]
         notices += _reminders(due, record, target.conn_id, now, settings.reminder_hours)
-        messages = render(target.message_format, notices, now, settings.group_threshold)
+        notices += [
+            notice
+            for notice in retry_problems
+            if target.conn_id not in record.entries[notice.alert_id]["retry"].get("notified", {})
+        ]
+        messages = render(target.message_format, notices, now, settings.incident_threshold)
         plan.add_messages(target.conn_id, notices, messages)
     return plan
+
+
+def _retry_problems(
+    record: AlertRecord, settled: Mapping[str, str], newest: Mapping[tuple[str, str], Build]
+) -> list[Notice]:
+    """Tell of rebuilds refused or never started, while the failed build is still the newest of its tag."""
+    problems = []
+    for event_id, entry in record.entries.items():
+        outcome = settled.get(event_id) or (entry.get("retry") or {}).get("outcome")
+        build = newest.get((entry["repository"], entry["tag"]))
+        if outcome in RETRY_EVENTS and build is not None and build.build_key == entry["build"]:
+            problems.append(Notice.retry_problem(event_id, build, outcome))
+    return problems
 
 
 def _reminders(
@@ -318,14 +357,17 @@ def apply_results(
     results: Iterable[Mapping[str, Any] | None],
     now: datetime,
     max_age: timedelta,
+    rebuild_results: Iterable[Mapping[str, Any] | None] = (),
 ) -> tuple[int, int, list[dict[str, Any]]]:
     """
-    Write what was delivered into the record, and forget entries too old to matter.
+    Write what was delivered and requested into the record, and forget entries too old to matter.
 
     :param record: the record to update.
     :param plan: the cycle's plan.
     :param results: what the delivery tasks returned (``event_id`` and ``target``); failed
         deliveries return nothing.
+    :param rebuild_results: what the rebuild requests returned (``retry_id``, ``status_code``,
+        ``requested_at``); requests that got no answer return nothing and are tried again later.
     :param now: the current moment (aware).
     :param max_age: the window within which builds are looked at.
     :return: how many alerts reached a target for the first time, how many old entries were dropped,
@@ -347,7 +389,18 @@ def apply_results(
                 record.mark_resolved_delivered(notice["alert_id"], target, now)
             elif notice.get("type") == "reminder":
                 record.mark_reminded(notice["alert_id"], target, now)
+            elif notice.get("type") == "retry":
+                record.mark_retry_notified(notice["alert_id"], target, now)
     for event_id in plan.resolved:
         record.mark_resolved(event_id, now)
+    for event_id, outcome in plan.retry_outcomes.items():
+        record.mark_retry_outcome(event_id, outcome)
+    for result in rebuild_results:
+        if result and result.get("retry_id") in plan.alerts:
+            status = int(result["status_code"])
+            requested_at = parse_timestamp(result.get("requested_at")) or now
+            record.mark_retry_requested(
+                plan.alerts[result["retry_id"]], requested_at, status, refused=status >= 300
+            )
     pruned = record.prune(now, max_age)
     return added, pruned, undelivered

@@ -13,6 +13,7 @@ from airflow_dockerhub.payloads import EVENT_NAMES, REPOSITORY_STATUS
 RESOLVED_EVENT = "build.resolved"
 REMINDER_EVENT = "build.reminder"
 TEST_EVENT = "build.test"
+RETRY_EVENTS = {"not_honored": "build.retry_not_honored", "refused": "build.retry_refused"}
 RESOLVED_STATUS = "Resolved"
 
 
@@ -67,6 +68,17 @@ class Notice:
             build=alert.build,
             notice_id=_derived_id(alert.event_id, f"reminder-{number}"),
             alert_id=alert.event_id,
+        )
+
+    @classmethod
+    def retry_problem(cls, alert_id: str, failed: Build, outcome: str) -> Notice:
+        """Say that a rebuild of a failed build was refused, or asked for and never started."""
+        return cls(
+            event=RETRY_EVENTS[outcome],
+            status=REPOSITORY_STATUS[AlertKind.FAILED],
+            build=failed,
+            notice_id=_derived_id(alert_id, f"retry-{outcome}"),
+            alert_id=alert_id,
         )
 
     @classmethod

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_dockerhub.alerts import Thresholds
+from airflow_dockerhub.retries import RetryPolicy
 
 NAMESPACES_VARIABLE = "dockerhub_namespaces"
 QUEUED_THRESHOLD_VARIABLE = "dockerhub_queued_threshold_minutes"
@@ -16,10 +17,15 @@ MAX_BUILD_AGE_VARIABLE = "dockerhub_max_build_age_hours"
 ALERT_RECORD_VARIABLE = "dockerhub_alert_record"
 NOTIFY_TARGETS_VARIABLE = "dockerhub_notify_targets"
 REMINDER_INTERVAL_VARIABLE = "dockerhub_reminder_interval_hours"
-GROUP_THRESHOLD_VARIABLE = "dockerhub_group_threshold"
+INCIDENT_THRESHOLD_VARIABLE = "dockerhub_incident_threshold"
+BUILD_TRIGGERS_VARIABLE = "dockerhub_build_trigger_secrets"
+RETRY_LIMIT_VARIABLE = "dockerhub_retry_limit"
+RETRY_WINDOW_VARIABLE = "dockerhub_retry_window_hours"
+RETRY_CONFIRM_VARIABLE = "dockerhub_retry_confirm_minutes"
 
-#: How many notices to one chat target in one cycle become a single grouped message.
-DEFAULT_GROUP_THRESHOLD = 5
+#: How many notices to one chat target in one cycle become a single grouped message, and how many
+#: failing repositories in one cycle look like a Docker Hub incident, during which rebuilds pause.
+DEFAULT_INCIDENT_THRESHOLD = 5
 
 DOCKERHUB_CONN_ID = "dockerhub_default"
 NOTIFY_CONN_ID = "dockerhub_notify"
@@ -38,14 +44,17 @@ class MonitorSettings:
     :param thresholds: the limits builds are judged against.
     :param targets: the connection ids notices go to.
     :param reminder_hours: how often to remind of a build that stays failed; 0 sends no reminders.
-    :param group_threshold: how many notices to one chat target make one grouped message; 0 never.
+    :param retry_policy: how failed builds are rebuilt.
+    :param incident_threshold: how many notices to one chat target make one grouped message, and how
+        many failing repositories pause rebuilds; 0 turns both off.
     """
 
     namespaces: tuple[str, ...]
     thresholds: Thresholds
     targets: tuple[str, ...] = (NOTIFY_CONN_ID,)
     reminder_hours: float = 0
-    group_threshold: int = DEFAULT_GROUP_THRESHOLD
+    incident_threshold: int = DEFAULT_INCIDENT_THRESHOLD
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 def parse_namespaces(value: Any, setting: str) -> tuple[str, ...]:

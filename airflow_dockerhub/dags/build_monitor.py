@@ -13,15 +13,19 @@ from airflow.sdk import DAG, Param, TriggerRule, Variable, task
 from airflow_dockerhub.operators.webhook import DockerHubWebhookOperator
 from airflow_dockerhub.settings import (
     ALERT_RECORD_VARIABLE,
+    BUILD_TRIGGERS_VARIABLE,
     BUILDING_THRESHOLD_VARIABLE,
     DOCKERHUB_CONN_ID,
-    GROUP_THRESHOLD_VARIABLE,
+    INCIDENT_THRESHOLD_VARIABLE,
     MAX_BUILD_AGE_VARIABLE,
     NAMESPACES_VARIABLE,
     NOTIFY_CONN_ID,
     NOTIFY_TARGETS_VARIABLE,
     QUEUED_THRESHOLD_VARIABLE,
     REMINDER_INTERVAL_VARIABLE,
+    RETRY_CONFIRM_VARIABLE,
+    RETRY_LIMIT_VARIABLE,
+    RETRY_WINDOW_VARIABLE,
 )
 
 DAG_ID = "dockerhub_build_monitor"
@@ -147,15 +151,30 @@ def create_build_monitor_dag(
                 plan = plan_test_alert(params["test_alert_repository"], now, run_id or "manual", targets)
                 log.info("Sending a test alert for %s", params["test_alert_repository"])
             else:
-                plan = plan_cycle(Snapshot.from_xcom(snapshot), _read_record(), now, settings, targets)
+                plan = plan_cycle(
+                    Snapshot.from_xcom(snapshot), _read_record(), now, settings, targets, _read_triggers()
+                )
                 log.info(
-                    "%s alerts due, %s delivered to every target before; %s messages to send",
+                    "%s alerts due, %s delivered to every target before; %s messages to send, %s rebuilds",
                     len(plan.alerts),
                     plan.already_delivered,
                     len(plan.deliveries),
+                    len(plan.rebuilds),
                 )
             for delivery in plan.deliveries:
                 log.info("To send: %s (%s)", delivery["label"], delivery["event"])
+            for rebuild in plan.rebuilds:
+                log.info(
+                    "To rebuild: %s:%s (build %s failed)",
+                    rebuild["repository"],
+                    rebuild["tag"],
+                    rebuild["build"],
+                )
+            for event_id, outcome in plan.retry_outcomes.items():
+                entry = plan.alerts.get(event_id) or {}
+                log.info(
+                    "Rebuild of %s:%s %s", entry.get("repository", event_id), entry.get("tag", ""), outcome
+                )
 
             if params.get("dry_run"):
                 log.info("Dry run: nothing is sent and nothing is recorded")
@@ -166,9 +185,49 @@ def create_build_monitor_dag(
             return deliveries
 
         @task.branch
-        def any_deliveries(deliveries: list[dict[str, Any]]) -> str:
-            """Go to delivery when there is something to deliver."""
-            return "deliver_alert" if deliveries else "all_clear"
+        def anything_to_do(deliveries: list[dict[str, Any]], ti=None) -> list[str]:
+            """Go to delivery and to rebuilds when there is something to deliver or rebuild."""
+            branches = ["deliver_alert"] if deliveries else []
+            if ti.xcom_pull(task_ids="evaluate", key="plan")["rebuilds"]:
+                branches.append("rebuilds_to_request")
+            return branches or ["all_clear"]
+
+        @task
+        def rebuilds_to_request(ti=None) -> list[dict[str, Any]]:
+            """Hand the planned rebuilds to the rebuild requests, one each."""
+            return ti.xcom_pull(task_ids="evaluate", key="plan")["rebuilds"]
+
+        @task(map_index_template="{{ rebuild_label }}")
+        def request_rebuild(rebuild: dict[str, Any]) -> dict[str, Any]:
+            """Ask Docker Hub to rebuild one failed tag; whether it did is read in later cycles."""
+            import pendulum
+            from airflow.sdk import get_current_context
+
+            from airflow_dockerhub.build_triggers import find_trigger
+            from airflow_dockerhub.exceptions import DockerHubError
+            from airflow_dockerhub.hooks.dockerhub import DockerHubHook
+
+            get_current_context()["rebuild_label"] = f"{rebuild['repository']}:{rebuild['tag']}"
+            trigger = find_trigger(_read_triggers(), rebuild["repository"], rebuild["tag"])
+            if trigger is None:
+                raise ValueError(
+                    f"The {BUILD_TRIGGERS_VARIABLE} variable has no trigger for {rebuild['repository']}"
+                )
+            requested_at = pendulum.now("UTC")
+            response = DockerHubHook(dockerhub_conn_id=dockerhub_conn_id).trigger_build(
+                trigger, rebuild["tag"]
+            )
+            if response.status_code >= 500:
+                # Docker Hub may be briefly down; the task retries, and without an answer nothing is
+                # recorded, so a later cycle may ask again.
+                raise DockerHubError(
+                    f"The build trigger of {rebuild['repository']} answered {response.status_code}"
+                )
+            return {
+                "retry_id": rebuild["retry_id"],
+                "status_code": response.status_code,
+                "requested_at": requested_at.isoformat(),
+            }
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def record_deliveries(
@@ -192,6 +251,7 @@ def create_build_monitor_dag(
             cycle = CyclePlan(deliveries=deliveries, **ti.xcom_pull(task_ids="evaluate", key="plan"))
             settings = _read_settings(params or {}, webhook_conn_id)
             results = ti.xcom_pull(task_ids=["deliver_alert"]) if cycle.deliveries else []
+            rebuilds = ti.xcom_pull(task_ids=["request_rebuild"]) if cycle.rebuilds else []
             ledger = _read_record()
             before = json.dumps(ledger.to_stored(), sort_keys=True)
             added, _, undelivered = apply_results(
@@ -200,6 +260,7 @@ def create_build_monitor_dag(
                 results,
                 pendulum.now("UTC"),
                 timedelta(hours=settings.thresholds.max_age_hours),
+                rebuilds,
             )
             if json.dumps(ledger.to_stored(), sort_keys=True) != before:
                 Variable.set(
@@ -229,18 +290,23 @@ def create_build_monitor_dag(
             retry_delay=timedelta(seconds=retry_delay),
             map_index_template="{{ task.alert['label'] }}",
         ).expand(alert=deliveries)
+        to_request = rebuilds_to_request()
+        rebuild = request_rebuild.override(
+            retries=delivery_retries, retry_delay=timedelta(seconds=retry_delay)
+        ).expand(rebuild=to_request)
         all_clear = EmptyOperator(task_id="all_clear")
         done = record_deliveries(deliveries, snapshot)
 
-        any_deliveries(deliveries) >> [deliver, all_clear]
-        [deliver, all_clear] >> done
+        anything_to_do(deliveries) >> [deliver, to_request, all_clear]
+        [deliver, rebuild, all_clear] >> done
     return dag
 
 
 def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID):
     from airflow_dockerhub.alerts import Thresholds
+    from airflow_dockerhub.retries import RetryPolicy
     from airflow_dockerhub.settings import (
-        DEFAULT_GROUP_THRESHOLD,
+        DEFAULT_INCIDENT_THRESHOLD,
         MonitorSettings,
         parse_conn_ids,
         parse_namespaces,
@@ -267,10 +333,28 @@ def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID)
         thresholds=thresholds,
         targets=parse_conn_ids(*setting(None, NOTIFY_TARGETS_VARIABLE), default_target),
         reminder_hours=parse_non_negative_number(*setting(None, REMINDER_INTERVAL_VARIABLE), 0),
-        group_threshold=int(
-            parse_non_negative_number(*setting(None, GROUP_THRESHOLD_VARIABLE), DEFAULT_GROUP_THRESHOLD)
+        retry_policy=RetryPolicy(
+            limit=int(parse_non_negative_number(*setting(None, RETRY_LIMIT_VARIABLE), 1)),
+            window_hours=parse_positive_number(*setting(None, RETRY_WINDOW_VARIABLE), 24),
+            confirm_minutes=parse_positive_number(*setting(None, RETRY_CONFIRM_VARIABLE), 30),
+        ),
+        incident_threshold=int(
+            parse_non_negative_number(*setting(None, INCIDENT_THRESHOLD_VARIABLE), DEFAULT_INCIDENT_THRESHOLD)
         ),
     )
+
+
+def _read_triggers():
+    from airflow.sdk.log import mask_secret
+
+    from airflow_dockerhub.build_triggers import parse_trigger_table
+
+    table = parse_trigger_table(
+        Variable.get(BUILD_TRIGGERS_VARIABLE, default=None), f"The {BUILD_TRIGGERS_VARIABLE} variable"
+    )
+    for trigger in table.values():
+        mask_secret(trigger.url)
+    return table
 
 
 def _read_record():

@@ -10,6 +10,7 @@ import pytest
 
 from airflow_dockerhub.emulator import (
     DEMO_SECRET,
+    DEMO_TRIGGER_TOKENS,
     DEMO_USER,
     ReceiverState,
     create_hub_app,
@@ -246,7 +247,7 @@ def test_chat_target_gets_a_resolved_notice_after_a_later_success(services, monk
     notify = json.loads(os.environ["AIRFLOW_CONN_DOCKERHUB_NOTIFY"])
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps({**notify, "extra": {"format": "slack"}}))
     monkeypatch.setenv("AIRFLOW_VAR_DOCKERHUB_NOTIFY_TARGETS", "dockerhub_notify,slack_alerts")
-    monkeypatch.setenv("AIRFLOW_VAR_DOCKERHUB_GROUP_THRESHOLD", "0")
+    monkeypatch.setenv("AIRFLOW_VAR_DOCKERHUB_INCIDENT_THRESHOLD", "0")
     run_monitor()
     chat = [w for w in receiver.received if "attachments" in w["body"]]
     assert len(chat) == 7
@@ -261,3 +262,69 @@ def test_chat_target_gets_a_resolved_notice_after_a_later_success(services, monk
     receiver.clear()
     run_monitor()
     assert receiver.received == []
+
+
+def test_failed_builds_are_rebuilt_and_the_outcome_is_read_from_later_history(services, monkeypatch):
+    hub_state, receiver = services
+    hub_url = json.loads(os.environ["AIRFLOW_CONN_DOCKERHUB_DEFAULT"])["host"]
+    silent_trigger = ReceiverState()
+    with serve_in_thread(create_receiver_app(silent_trigger)) as silent_server:
+        _rebuild_cycles(hub_state, receiver, hub_url, silent_server.url, silent_trigger, monkeypatch)
+
+
+def _rebuild_cycles(hub_state, receiver, hub_url, rcv_url, silent_trigger, monkeypatch):
+    triggers = {
+        # Docker Hub's emulator queues a build for the tag: the rebuild is honored.
+        "demo/api": f"{hub_url}/u/demo/api/trigger/{DEMO_TRIGGER_TOKENS['api']}/",
+        # Accepted with 200 but no build ever appears: not honored.
+        "demo/worker": f"{rcv_url}/u/demo/worker/trigger/silent-token/",
+        # An unknown token: Docker Hub answers 404, a refusal for good.
+        "demo/modern-app": f"{hub_url}/u/demo/modern-app/trigger/wrong-token/",
+    }
+    monkeypatch.setenv("AIRFLOW_VAR_DOCKERHUB_BUILD_TRIGGER_SECRETS", json.dumps(triggers))
+    monkeypatch.setenv("AIRFLOW_VAR_DOCKERHUB_RETRY_CONFIRM_MINUTES", "0.05")
+
+    assert run_monitor().state == "success"
+
+    assert len(hub_state.triggers) == 1
+    assert [w["body"] for w in silent_trigger.received] == [{"docker_tag": "latest"}]
+    assert len(receiver.received) == 7
+    record = _stored_record()
+    retried = {e["repository"]: e["retry"] for e in record.values() if "retry" in e}
+    assert set(retried) == {"demo/api", "demo/worker", "demo/modern-app"}
+    assert (
+        retried["demo/modern-app"]["outcome"] == "refused"
+        and retried["demo/modern-app"]["status_code"] == 404
+    )
+    receiver.clear()
+
+    time.sleep(4)  # past the (shortened) confirmation time
+    assert run_monitor().state == "success"
+
+    events = sorted(
+        (w["body"]["repository"]["repo_name"], w["headers"]["x-dockerhub-event"]) for w in receiver.received
+    )
+    assert events == [("demo/modern-app", "build.retry_refused"), ("demo/worker", "build.retry_not_honored")]
+    retried = {e["repository"]: e["retry"] for e in _stored_record().values() if "retry" in e}
+    assert retried["demo/api"]["outcome"] == "honored"
+    assert retried["demo/worker"]["outcome"] == "not_honored"
+    assert len(hub_state.triggers) == 1, "no second rebuild: the limit is one per tag"
+    receiver.clear()
+
+    assert run_monitor().state == "success"
+    assert receiver.received == []
+    assert len(silent_trigger.received) == 1
+
+
+def test_trigger_urls_reach_no_log_or_stored_row(services, monkeypatch, caplog):
+    hub_state, _ = services
+    hub_url = json.loads(os.environ["AIRFLOW_CONN_DOCKERHUB_DEFAULT"])["host"]
+    token = DEMO_TRIGGER_TOKENS["api"]
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_DOCKERHUB_BUILD_TRIGGER_SECRETS",
+        json.dumps({"demo/api": f"{hub_url}/u/demo/api/trigger/{token}/"}),
+    )
+    run_monitor()
+    assert len(hub_state.triggers) == 1
+    assert token not in caplog.text
+    assert token not in _database_text()

@@ -62,7 +62,9 @@ def test_dag_schedule_and_steps():
     assert {t.task_id for t in dag.tasks} == {
         "fetch_build_history",
         "evaluate",
-        "any_deliveries",
+        "anything_to_do",
+        "rebuilds_to_request",
+        "request_rebuild",
         "deliver_alert",
         "all_clear",
         "record_deliveries",
