@@ -45,8 +45,21 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "operators": [
-            {"integration-name": "Docker Hub", "python-modules": ["airflow_dockerhub.operators.webhook"]}
+            {
+                "integration-name": "Docker Hub",
+                "python-modules": [
+                    "airflow_dockerhub.operators.webhook",
+                    "airflow_dockerhub.operators.build_trigger",
+                ],
+            }
         ],
+        "sensors": [
+            {"integration-name": "Docker Hub", "python-modules": ["airflow_dockerhub.sensors.build"]}
+        ],
+        "triggers": [
+            {"integration-name": "Docker Hub", "python-modules": ["airflow_dockerhub.triggers.build"]}
+        ],
+        "notifications": ["airflow_dockerhub.notifications.build.DockerHubBuildNotifier"],
         "connection-types": [
             {
                 "connection-type": "dockerhub",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +11,6 @@ from airflow.sdk import DAG, Param, TriggerRule, Variable, task
 
 from airflow_dockerhub.operators.webhook import DockerHubWebhookOperator
 from airflow_dockerhub.settings import (
-    ALERT_RECORD_VARIABLE,
     BUILD_TRIGGERS_VARIABLE,
     BUILDING_THRESHOLD_VARIABLE,
     DOCKERHUB_CONN_ID,
@@ -140,6 +138,7 @@ def create_build_monitor_dag(
 
             from airflow_dockerhub.hooks.webhook import WebhookHook
             from airflow_dockerhub.monitor import CyclePlan, Snapshot, plan_cycle, plan_test_alert
+            from airflow_dockerhub.record_store import load_record
 
             params = params or {}
             settings = _read_settings(params, webhook_conn_id)
@@ -152,7 +151,7 @@ def create_build_monitor_dag(
                 log.info("Sending a test alert for %s", params["test_alert_repository"])
             else:
                 plan = plan_cycle(
-                    Snapshot.from_xcom(snapshot), _read_record(), now, settings, targets, _read_triggers()
+                    Snapshot.from_xcom(snapshot), load_record(), now, settings, targets, _read_triggers()
                 )
                 log.info(
                     "%s alerts due, %s delivered to every target before; %s messages to send, %s rebuilds",
@@ -243,6 +242,7 @@ def create_build_monitor_dag(
             from airflow.sdk.exceptions import AirflowFailException
 
             from airflow_dockerhub.monitor import CyclePlan, apply_results
+            from airflow_dockerhub.record_store import fingerprint, load_record, save_record
 
             if deliveries is None:
                 # This step runs even when an earlier one failed, so that delivered alerts are always
@@ -252,8 +252,8 @@ def create_build_monitor_dag(
             settings = _read_settings(params or {}, webhook_conn_id)
             results = ti.xcom_pull(task_ids=["deliver_alert"]) if cycle.deliveries else []
             rebuilds = ti.xcom_pull(task_ids=["request_rebuild"]) if cycle.rebuilds else []
-            ledger = _read_record()
-            before = json.dumps(ledger.to_stored(), sort_keys=True)
+            ledger = load_record()
+            before = fingerprint(ledger)
             added, _, undelivered = apply_results(
                 ledger,
                 cycle,
@@ -262,13 +262,8 @@ def create_build_monitor_dag(
                 timedelta(hours=settings.thresholds.max_age_hours),
                 rebuilds,
             )
-            if json.dumps(ledger.to_stored(), sort_keys=True) != before:
-                Variable.set(
-                    ALERT_RECORD_VARIABLE,
-                    ledger.to_stored(),
-                    description="Alerts delivered by the dockerhub_build_monitor DAG; delete to start over.",
-                    serialize_json=True,
-                )
+            if fingerprint(ledger) != before:
+                save_record(ledger)
             logging.getLogger(__name__).info(
                 "Recorded %s newly delivered alerts; %s messages not delivered", added, len(undelivered)
             )
@@ -355,16 +350,3 @@ def _read_triggers():
     for trigger in table.values():
         mask_secret(trigger.url)
     return table
-
-
-def _read_record():
-    from airflow_dockerhub.ledger import AlertRecord
-
-    raw = Variable.get(ALERT_RECORD_VARIABLE, default=None)
-    try:
-        stored = json.loads(raw) if isinstance(raw, str) and raw.strip() else raw
-    except ValueError:
-        raise ValueError(
-            f"The {ALERT_RECORD_VARIABLE} variable is not JSON; delete it to start a new record"
-        ) from None
-    return AlertRecord.from_stored(stored, f"the {ALERT_RECORD_VARIABLE} variable")

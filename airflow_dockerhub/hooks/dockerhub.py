@@ -7,6 +7,7 @@ import copy
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -39,6 +40,8 @@ PAGE_SIZE = 100
 MAX_PAGES = 1000
 #: Tokens are renewed this long before they expire, so none expires between check and use.
 TOKEN_RENEWAL_MARGIN = 60.0
+#: How far Docker Hub's clock may be behind ours when comparing a build's creation with a moment here.
+CLOCK_SKEW = timedelta(minutes=1)
 #: ``/v2/auth/token`` documents a ten-minute lifetime; used when a token carries no readable expiry.
 DEFAULT_TOKEN_LIFETIME = 600.0
 
@@ -219,7 +222,12 @@ class DockerHubHook(BaseHook):
         return None
 
     def latest_build(
-        self, namespace: str, repository: str, tag: str | None = None, build_code: str | None = None
+        self,
+        namespace: str,
+        repository: str,
+        tag: str | None = None,
+        build_code: str | None = None,
+        created_after: datetime | None = None,
     ) -> Build | None:
         """
         Find the newest build of a repository, of one of its tags, or the build with a given code.
@@ -228,6 +236,8 @@ class DockerHubHook(BaseHook):
         :param repository: the repository name.
         :param tag: only builds of this Docker tag.
         :param build_code: only the build with this code (or uuid).
+        :param created_after: only builds Docker Hub created at or after this moment, such as the build a
+            rebuild request started; a minute of clock difference is allowed for.
         :return: the build, or ``None`` when the history holds none that matches.
         """
         history = self.get_build_history(namespace, repository)
@@ -235,7 +245,12 @@ class DockerHubHook(BaseHook):
         matching = [
             build
             for build in builds
-            if (tag is None or build.tag == tag) and (build_code is None or build.build_key == build_code)
+            if (tag is None or build.tag == tag)
+            and (build_code is None or build.build_key == build_code)
+            and (
+                created_after is None
+                or (build.created is not None and build.created >= created_after - CLOCK_SKEW)
+            )
         ]
         newest = latest_per_tag(matching) if tag is not None or build_code is not None else matching[:1]
         return max(newest, key=_created_key, default=None)
