@@ -25,8 +25,7 @@ PARSE = textwrap.dedent(
         from airflow.models.dagbag import DagBag
     bag = DagBag(dag_folder=sys.argv[1])
     assert bag.import_errors == {}, bag.import_errors
-    dag = bag.dags["dockerhub_build_monitor"]
-    print(dag.dag_id, sorted(t.task_id for t in dag.tasks))
+    print(sorted(bag.dags))
     """
 )
 
@@ -43,7 +42,7 @@ def test_dag_file_parses_without_network_or_database(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "dockerhub_build_monitor" in result.stdout
+    assert "dockerhub_build_monitor" in result.stdout and "dockerhub_rebuild" in result.stdout
     assert not (tmp_path / "missing-dir").exists()
 
 
@@ -77,4 +76,18 @@ def test_dag_schedule_and_steps():
         "test_alert_repository",
         "dry_run",
     }
+    assert all(dag.params.get_param(name).description for name in dag.params)
+
+
+def test_rebuild_dag_is_started_by_hand_with_documented_params():
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:
+        from airflow.models.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(DAGS)).dags["dockerhub_rebuild"]
+    assert dag.timetable.can_be_scheduled is False
+    assert [t.task_id for t in dag.topological_sort()] == ["trigger_build", "wait_for_build", "notify_outcome"]
+    assert dag.get_task("wait_for_build").deferrable is True
+    assert {name: dag.params.get_param(name).description for name in dag.params}.keys() == {"repository", "tag"}
     assert all(dag.params.get_param(name).description for name in dag.params)
