@@ -87,7 +87,14 @@ def test_rebuild_dag_is_started_by_hand_with_documented_params():
 
     dag = DagBag(dag_folder=str(DAGS)).dags["dockerhub_rebuild"]
     assert dag.timetable.can_be_scheduled is False
-    assert [t.task_id for t in dag.topological_sort()] == ["trigger_build", "wait_for_build", "notify_outcome"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "trigger_build",
+        "wait_for_build",
+        "notify_outcome",
+    ]
     assert dag.get_task("wait_for_build").deferrable is True
-    assert {name: dag.params.get_param(name).description for name in dag.params}.keys() == {"repository", "tag"}
+    assert {name: dag.params.get_param(name).description for name in dag.params}.keys() == {
+        "repository",
+        "tag",
+    }
     assert all(dag.params.get_param(name).description for name in dag.params)
