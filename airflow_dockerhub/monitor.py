@@ -367,7 +367,8 @@ def apply_results(
     :param results: what the delivery tasks returned (``event_id`` and ``target``); failed
         deliveries return nothing.
     :param rebuild_results: what the rebuild requests returned (``retry_id``, ``status_code``,
-        ``requested_at``); requests that got no answer return nothing and are tried again later.
+        ``requested_at``). A 4xx is a refusal for good; any other answer, or none (status 0), waits
+        for a new build like a 2xx does.
     :param now: the current moment (aware).
     :param max_age: the window within which builds are looked at.
     :return: how many alerts reached a target for the first time, how many old entries were dropped,
@@ -400,7 +401,7 @@ def apply_results(
             status = int(result["status_code"])
             requested_at = parse_timestamp(result.get("requested_at")) or now
             record.mark_retry_requested(
-                plan.alerts[result["retry_id"]], requested_at, status, refused=status >= 300
+                plan.alerts[result["retry_id"]], requested_at, status, refused=400 <= status < 500
             )
     pruned = record.prune(now, max_age)
     return added, pruned, undelivered

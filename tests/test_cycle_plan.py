@@ -154,3 +154,34 @@ def test_plan_survives_xcom_form():
     )
     again = CyclePlan(**json.loads(json.dumps(dataclasses.asdict(plan))))
     assert again == plan
+
+
+def test_rebuild_answers_4xx_refuse_for_good_and_anything_else_waits_for_a_new_build():
+    from airflow_dockerhub.build_triggers import BuildTrigger
+
+    builds = [build(-1, repo=f"r{i}", code=f"f{i}", created=START - timedelta(minutes=10)) for i in range(4)]
+    table = {
+        f"acme/r{i}": BuildTrigger(f"https://registry.hub.docker.com/u/acme/r{i}/trigger/t{i}/")
+        for i in range(4)
+    }
+    record = AlertRecord()
+    plan = plan_cycle(Snapshot(builds=builds), record, START, settings(), [HOOK], table)
+    assert len(plan.rebuilds) == 4
+
+    answers = dict(zip(("acme/r0", "acme/r1", "acme/r2", "acme/r3"), (202, 403, 503, 0), strict=True))
+    results = [
+        {
+            "retry_id": r["retry_id"],
+            "status_code": answers[r["repository"]],
+            "requested_at": START.isoformat(),
+        }
+        for r in plan.rebuilds
+    ]
+    apply_results(record, plan, [], START, timedelta(hours=24), results)
+
+    outcomes = {entry["repository"]: entry["retry"]["outcome"] for entry in record.entries.values()}
+    assert outcomes == {"acme/r0": None, "acme/r1": "refused", "acme/r2": None, "acme/r3": None}
+    again = plan_cycle(
+        Snapshot(builds=builds), record, START + timedelta(minutes=10), settings(), [HOOK], table
+    )
+    assert again.rebuilds == []
