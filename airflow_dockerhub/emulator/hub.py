@@ -76,6 +76,10 @@ def create_hub_app(state: HubState) -> FastAPI:
             return await call_next(request)
 
         state.record_request(request.method, path)
+        fault = state.take_fault(path)
+        if fault is not None:
+            status, headers, body = fault
+            return PlainTextResponse(body, status_code=status, headers=headers, media_type="application/json")
         authorization = request.headers.get("authorization")
         if authorization and path not in AUTH_PATHS:
             try:

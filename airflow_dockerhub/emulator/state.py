@@ -179,6 +179,7 @@ class HubState:
         self.max_page_size = 100
         self.requests: list[tuple[str, str]] = []
         self.triggers: list[dict[str, Any]] = []
+        self._faults: list[tuple[str, int, dict[str, str], str]] = []
 
     @property
     def now(self) -> datetime:
@@ -438,6 +439,36 @@ class HubState:
                 }
             )
             return self._get(repository.namespace, repository.name), queued
+
+    def fail_next(
+        self,
+        count: int,
+        status: int = 503,
+        *,
+        path_prefix: str = "/",
+        headers: dict[str, str] | None = None,
+        body: str = '{"error": "Our service is temporarily unavailable. We\'ll be back soon!"}',
+    ) -> None:
+        """
+        Answer the next ``count`` API requests under ``path_prefix`` with a fault instead of the real answer.
+
+        :param count: how many requests fail.
+        :param status: the status they get.
+        :param path_prefix: only requests whose path starts with this fail.
+        :param headers: extra response headers, such as ``Retry-After``.
+        :param body: the response body, sent as it is.
+        """
+        with self._lock:
+            self._faults.extend([(path_prefix, status, dict(headers or {}), body)] * count)
+
+    def take_fault(self, path: str) -> tuple[int, dict[str, str], str] | None:
+        """Return the fault the next request to ``path`` must get, if one is pending, and use it up."""
+        with self._lock:
+            for index, (prefix, status, headers, body) in enumerate(self._faults):
+                if path.startswith(prefix):
+                    del self._faults[index]
+                    return status, headers, body
+        return None
 
     def record_request(self, method: str, path: str) -> None:
         """

@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from airflow.sdk import BaseHook
+from requests.adapters import HTTPAdapter
 
 from airflow_dockerhub.alerts import latest_per_tag
 from airflow_dockerhub.builds import AUDIT_HISTORY, LEGACY_HISTORY, Build, is_build_action
@@ -24,6 +25,7 @@ from airflow_dockerhub.exceptions import (
     DockerHubNotFoundError,
 )
 from airflow_dockerhub.get_provider_info import CONNECTION_FORM
+from airflow_dockerhub.http_retry import docker_hub_retry
 from airflow_dockerhub.http_settings import parse_timeout, parse_verify
 from airflow_dockerhub.version import USER_AGENT
 
@@ -114,6 +116,9 @@ class DockerHubHook(BaseHook):
     def session(self) -> requests.Session:
         session = requests.Session()
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        adapter = HTTPAdapter(max_retries=docker_hub_retry())
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
         extra = self.connection.extra_dejson
         session.verify = parse_verify(
             extra.get("verify"), f"the 'verify' extra of connection {self.dockerhub_conn_id}"

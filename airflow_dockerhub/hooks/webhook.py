@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import requests
 from airflow.sdk import BaseHook
+from requests.adapters import HTTPAdapter
 
 from airflow_dockerhub.exceptions import WebhookDeliveryError
+from airflow_dockerhub.http_retry import delivery_retry
 from airflow_dockerhub.http_settings import parse_timeout, parse_verify
+from airflow_dockerhub.signing import SIGNATURE_HEADER, signature
 from airflow_dockerhub.targets import TargetSettings, WebhookTarget, parse_notification_url
 from airflow_dockerhub.version import USER_AGENT
 
@@ -24,7 +28,7 @@ TEST_HEADER = "X-DockerHub-Test"
 
 #: Extra keys that configure the hook; in a connection given as a URI, every other key came from the
 #: notification URL's query string.
-SETTING_KEYS = frozenset({"timeout", "verify", "format", "send_resolved"})
+SETTING_KEYS = frozenset({"timeout", "verify", "format", "send_resolved", "signing_secret"})
 
 
 class WebhookHook(BaseHook):
@@ -36,7 +40,8 @@ class WebhookHook(BaseHook):
     auth, the path and query string are sent as they are. The login and password fields work too.
     The extra may hold ``verify`` (false, or a CA bundle path; certificates are verified by default),
     ``timeout`` (seconds, or a ``[connect, read]`` pair), ``format`` (``dockerhub``, ``slack`` or
-    ``rocketchat``) and ``send_resolved``.
+    ``rocketchat``), ``send_resolved`` and ``signing_secret`` (sign every body with HMAC-SHA256, see
+    :mod:`airflow_dockerhub.signing`).
 
     :param webhook_conn_id: the connection naming the receiver.
     """
@@ -76,6 +81,9 @@ class WebhookHook(BaseHook):
         extra = self.connection.extra_dejson
         session = requests.Session()
         session.headers.update({"User-Agent": USER_AGENT})
+        adapter = HTTPAdapter(max_retries=delivery_retry())
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
         session.verify = parse_verify(
             extra.get("verify"), f"the 'verify' extra of connection {self.webhook_conn_id}"
         )
@@ -109,6 +117,10 @@ class WebhookHook(BaseHook):
         if test:
             headers[TEST_HEADER] = "true"
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        secret = self.connection.extra_dejson.get("signing_secret")
+        if secret:
+            self._mask(str(secret))
+            headers[SIGNATURE_HEADER] = signature(body, str(secret), int(time.time()))
         try:
             response = self.session.post(
                 target.url, data=body, headers=headers, auth=target.auth, timeout=timeout

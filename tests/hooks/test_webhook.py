@@ -69,12 +69,12 @@ def test_non_2xx_fails_the_delivery_without_leaking_credentials(monkeypatch, rec
     caplog.set_level(logging.INFO)
     url = receiver.url.replace("http://", "http://hook-user:hook-pass@") + "/hook?token=t0k3n"
     hook = use_connection(monkeypatch, {"conn_type": "http", "host": url})
-    receiver.state.fail_next(1, status=503)
+    receiver.state.fail_next(1, status=404)
 
     with pytest.raises(WebhookDeliveryError) as error:
         hook.deliver(PAYLOAD, "build.failed", "event-4")
 
-    assert error.value.status_code == 503
+    assert error.value.status_code == 404
     for text in (str(error.value), caplog.text):
         assert "hook-pass" not in text and "t0k3n" not in text
     assert receiver.state.received == []
@@ -115,3 +115,15 @@ def test_tls_verification_is_on_unless_the_extra_turns_it_off(monkeypatch):
         monkeypatch, {"conn_type": "http", "host": "https://h/x", "extra": {"verify": False}}, "n2"
     )
     assert off.session.verify is False
+
+
+def test_server_errors_are_retried_with_the_same_event_id(monkeypatch, receiver):
+    url = receiver.url.replace("http://", "http://hook-user:hook-pass@") + "/hook"
+    hook = use_connection(monkeypatch, {"conn_type": "http", "host": url})
+    receiver.state.fail_next(2, status=503)
+
+    assert hook.deliver(PAYLOAD, "build.failed", "event-7") == 200
+
+    assert receiver.state.attempts == 3
+    [webhook] = receiver.state.received
+    assert webhook["headers"]["x-dockerhub-event-id"] == "event-7"

@@ -38,8 +38,8 @@ def test_operator_delivers_the_alert_and_returns_only_its_id_target_and_status(r
 
 
 def test_operator_fails_on_a_refused_delivery(receiver):
-    receiver.fail_next(1, status=500)
-    with pytest.raises(WebhookDeliveryError, match="500"):
+    receiver.fail_next(1, status=410)
+    with pytest.raises(WebhookDeliveryError, match="410"):
         DockerHubWebhookOperator(task_id="deliver", alert=ALERT).execute({})
 
 

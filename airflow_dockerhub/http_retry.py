@@ -1,0 +1,87 @@
+"""Retries for HTTP requests: back off with jitter, honour Retry-After in every form Docker Hub sent it."""
+
+from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
+
+from urllib3.util.retry import Retry
+
+#: Never wait longer than this for one retry: a worker slot must not sleep for hours on a Retry-After;
+#: the next cycle comes in five minutes anyway.
+MAX_RETRY_AFTER = 30.0
+#: Docker Hub has sent ``Retry-After`` as an epoch timestamp; any value above this is one.
+EPOCH_THRESHOLD = 1_000_000_000
+
+
+def retry_after_seconds(value: str, now: float, cap: float = MAX_RETRY_AFTER) -> float:
+    """
+    Read a ``Retry-After`` value as a wait in seconds, clamped to ``[0, cap]``.
+
+    Accepts seconds (``60``), an epoch timestamp (``1746136938``, as Docker Hub sent in 2025) and an
+    HTTP date; anything unreadable gives 0, leaving the wait to the backoff.
+
+    :param value: the header value.
+    :param now: the current epoch time.
+    :param cap: the longest wait allowed.
+    """
+    text = (value or "").strip()
+    try:
+        number = float(text)
+    except ValueError:
+        try:
+            number = parsedate_to_datetime(text).timestamp() - now
+        except (TypeError, ValueError, IndexError):
+            return 0.0
+    else:
+        if number > EPOCH_THRESHOLD:
+            number -= now
+    return min(max(number, 0.0), cap)
+
+
+class BoundedRetry(Retry):
+    """A urllib3 ``Retry`` whose ``Retry-After`` waits are read in every form and never exceed a cap."""
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return retry_after_seconds(retry_after, time.time())
+
+
+def docker_hub_retry() -> BoundedRetry:
+    """Retry reads from Docker Hub on connection errors, timeouts, 429 and 5xx, a few times, with backoff."""
+    return BoundedRetry(
+        total=4,
+        connect=3,
+        read=2,
+        status=3,
+        backoff_factor=1.0,
+        backoff_jitter=1.0,
+        backoff_max=MAX_RETRY_AFTER,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+
+
+def delivery_retry() -> BoundedRetry:
+    """
+    Retry webhook deliveries on connection errors, 408, 429 and 5xx, with backoff.
+
+    POST is retried because every attempt carries the same event id header, so a receiver that got
+    the first attempt can drop the others.
+    """
+    return BoundedRetry(
+        total=3,
+        connect=3,
+        read=1,
+        status=3,
+        backoff_factor=1.0,
+        backoff_jitter=1.0,
+        backoff_max=MAX_RETRY_AFTER,
+        status_forcelist=(408, 429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"POST"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from airflow_dockerhub.emulator import HubState, create_hub_app, serve_in_thread
+from airflow_dockerhub.exceptions import DockerHubError
+from airflow_dockerhub.hooks.dockerhub import DockerHubHook
+from airflow_dockerhub.http_retry import MAX_RETRY_AFTER, retry_after_seconds
+
+NOW = 1746136878.0
+
+
+@pytest.mark.parametrize(
+    ("value", "wait"),
+    [
+        ("60", MAX_RETRY_AFTER),
+        ("7", 7.0),
+        ("1746136938", MAX_RETRY_AFTER),  # epoch, 60 s ahead: Docker Hub's form in 2025
+        ("1746136888", 10.0),
+        ("Thu, 01 May 2025 22:01:28 GMT", 10.0),
+        ("-5", 0.0),
+        ("soon", 0.0),
+        ("", 0.0),
+    ],
+)
+def test_retry_after_is_read_in_every_form_and_clamped(value, wait):
+    assert retry_after_seconds(value, NOW) == pytest.approx(wait, abs=0.01)
+
+
+def test_an_epoch_years_away_never_means_waiting_years():
+    assert retry_after_seconds("1900000000", NOW) == MAX_RETRY_AFTER
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    state = HubState(datetime.now(timezone.utc))
+    state.add_repository("acme", "app")
+    with serve_in_thread(create_hub_app(state)) as server:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DOCKERHUB_DEFAULT", json.dumps({"conn_type": "dockerhub", "host": server.url})
+        )
+        yield state
+
+
+def test_docker_hub_5xx_and_429_are_retried_with_backoff(hub):
+    hub.fail_next(1, 503, path_prefix="/v2/repositories/acme")
+    hub.fail_next(
+        1, 429, path_prefix="/v2/repositories/acme", headers={"Retry-After": str(int(time.time()) + 1)}
+    )
+
+    started = time.monotonic()
+    names = [repo["name"] for repo in DockerHubHook().list_repositories("acme")]
+
+    assert names == ["app"]
+    assert len([p for _, p in hub.requests if p.startswith("/v2/repositories/acme")]) == 3
+    assert time.monotonic() - started < MAX_RETRY_AFTER
+
+
+def test_persistent_5xx_ends_as_an_error_of_that_read(hub):
+    hub.fail_next(10, 500, path_prefix="/v2/repositories/acme/app/buildhistory")
+    with pytest.raises(DockerHubError, match="500"):
+        DockerHubHook().get_build_history("acme", "app")
+    assert len([p for _, p in hub.requests if p.endswith("/buildhistory/")]) == 4
