@@ -15,6 +15,7 @@ from airflow_dockerhub.settings import (
     BUILDING_THRESHOLD_VARIABLE,
     DOCKERHUB_CONN_ID,
     INCIDENT_THRESHOLD_VARIABLE,
+    LOGIN_BLOCK_VARIABLE,
     MAX_BUILD_AGE_VARIABLE,
     NAMESPACES_VARIABLE,
     NOTIFY_CONN_ID,
@@ -108,10 +109,11 @@ def create_build_monitor_dag(
 
             from airflow_dockerhub.alerts import due_alerts
             from airflow_dockerhub.hooks.dockerhub import DockerHubHook
-            from airflow_dockerhub.monitor import fetch_snapshot, summary_table
+            from airflow_dockerhub.monitor import summary_table
 
             settings = _read_settings(params or {}, webhook_conn_id)
-            snapshot = fetch_snapshot(DockerHubHook(dockerhub_conn_id=dockerhub_conn_id), settings.namespaces)
+            hook = DockerHubHook(dockerhub_conn_id=dockerhub_conn_id)
+            snapshot = _fetch_guarding_the_login(hook, settings.namespaces)
             due = due_alerts(snapshot.builds, pendulum.now("UTC"), settings.thresholds)
 
             logging.getLogger(__name__).info(
@@ -339,6 +341,31 @@ def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID)
             parse_non_negative_number(*setting(None, INCIDENT_THRESHOLD_VARIABLE), DEFAULT_INCIDENT_THRESHOLD)
         ),
     )
+
+
+def _fetch_guarding_the_login(hook, namespaces):
+    """Fetch, unless these credentials were rejected lately; a rejection blocks them for a while."""
+    import pendulum
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_dockerhub.exceptions import DockerHubLoginError
+    from airflow_dockerhub.login_guard import block, blocked_message
+    from airflow_dockerhub.monitor import fetch_snapshot
+
+    login, secret = hook.connection.login, hook.connection.password
+    now = pendulum.now("UTC")
+    if login and secret:
+        stored = Variable.get(LOGIN_BLOCK_VARIABLE, default=None, deserialize_json=True)
+        message = blocked_message(stored, login, secret, now, LOGIN_BLOCK_VARIABLE)
+        if message:
+            raise AirflowFailException(message)
+    try:
+        return fetch_snapshot(hook, namespaces)
+    except DockerHubLoginError as error:
+        Variable.set(LOGIN_BLOCK_VARIABLE, block(login, secret, now, str(error)), serialize_json=True)
+        raise AirflowFailException(
+            f"{error}. No login is tried again for an hour, or until the connection's credentials change."
+        ) from None
 
 
 def _read_triggers():

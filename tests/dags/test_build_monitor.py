@@ -18,7 +18,7 @@ from airflow_dockerhub.emulator import (
     demo_state,
     serve_in_thread,
 )
-from airflow_dockerhub.settings import ALERT_RECORD_VARIABLE
+from airflow_dockerhub.settings import ALERT_RECORD_VARIABLE, LOGIN_BLOCK_VARIABLE
 
 DAG_ID = "dockerhub_build_monitor"
 
@@ -58,6 +58,7 @@ def _reset_record():
     from airflow.models import Variable
 
     Variable.delete(ALERT_RECORD_VARIABLE)
+    Variable.delete(LOGIN_BLOCK_VARIABLE)
 
 
 def _stored_record():
@@ -213,6 +214,18 @@ def test_rejected_credentials_fail_the_fetch_and_nothing_is_recorded(services, m
     assert states["record_deliveries"] == "failed"
     assert receiver.received == []
     assert len([path for _, path in hub_state.requests if path.startswith("/v2/auth")]) == 1
+
+    again = run_monitor()
+    assert again.state == "failed"
+    assert len([path for _, path in hub_state.requests if path.startswith("/v2/auth")]) == 1, (
+        "a rejected login is not tried again with the same credentials"
+    )
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DOCKERHUB_DEFAULT",
+        json.dumps({"conn_type": "dockerhub", "host": hub_url, "login": DEMO_USER, "password": DEMO_SECRET}),
+    )
+    assert run_monitor().state == "success", "new credentials lift the block at once"
 
 
 def test_test_alert_param_reaches_every_target_marked_as_a_test(services, monkeypatch):
