@@ -98,7 +98,11 @@ def parse_timestamp(value: Any) -> datetime | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            # Out of range, such as milliseconds read as seconds, or not a number at all.
+            return None
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
@@ -121,7 +125,8 @@ class Build:
 
     :param namespace: the Docker Hub namespace (user or organization).
     :param repository: the repository name within the namespace.
-    :param tag: the Docker tag the build produces.
+    :param tag: the Docker tag the build produces; empty when Docker Hub did not say, which is never
+        taken for ``latest``.
     :param state: the classified state.
     :param build_key: what identifies this build: its ``build_code``, else its id or uuid.
     :param created: when the build was requested.
@@ -157,7 +162,7 @@ class Build:
         return cls(
             namespace=namespace,
             repository=repository,
-            tag=str(item.get("dockertag_name") or "latest"),
+            tag=str(item.get("dockertag_name") or ""),
             state=classify_status(item.get("status")),
             build_key=str(item.get("build_code") or item.get("id") or ""),
             created=created,
@@ -173,7 +178,7 @@ class Build:
         return cls(
             namespace=namespace,
             repository=repository,
-            tag=str(item.get("build_tag") or "latest"),
+            tag=str(item.get("build_tag") or ""),
             state=classify_audit_state(item.get("state")),
             build_key=str(item.get("build_code") or item.get("uuid") or ""),
             created=created,

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow_dockerhub.builds import BuildState
-from airflow_dockerhub.notices import RESOLVED_STATUS, Notice
+from airflow_dockerhub.notices import REMINDER_EVENT, RESOLVED_STATUS, RETRY_EVENTS, Notice
 from airflow_dockerhub.payloads import build_url, webhook_payload
 
 #: Chat services cut or refuse long messages; these keep every message well inside their limits.
@@ -134,7 +134,11 @@ class _ChatWriter:
         prefix = "[TEST] " if notice.test else ""
         if notice.status == RESOLVED_STATUS:
             what = "build succeeded again"
-        elif notice.event.endswith("reminder"):
+        elif notice.event == RETRY_EVENTS["refused"]:
+            what = "rebuild refused"
+        elif notice.event == RETRY_EVENTS["not_honored"]:
+            what = "rebuild requested, but no new build started"
+        elif notice.event == REMINDER_EVENT:
             what = f"build still {notice.status.lower()}"
         else:
             what = {"Failed": "build failed", "Cancelled": "build cancelled"}.get(

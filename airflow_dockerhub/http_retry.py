@@ -74,7 +74,9 @@ def delivery_retry() -> BoundedRetry:
     return BoundedRetry(
         total=3,
         connect=3,
-        read=1,
+        # A read timeout means the receiver may have the webhook already; the next run sends it again
+        # rather than piling up attempts on a slow receiver.
+        read=0,
         status=3,
         backoff_factor=1.0,
         backoff_jitter=1.0,

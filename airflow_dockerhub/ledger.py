@@ -13,6 +13,9 @@ from airflow_dockerhub.builds import parse_timestamp
 #: alert again, so their entries are dead weight once the window is safely behind them.
 RETENTION_MARGIN = timedelta(days=1)
 
+#: What every entry must say, for the monitor to match it with builds.
+REQUIRED_KEYS = ("repository", "tag", "build", "kind")
+
 #: Entries written before targets existed name no target; they were delivered to this connection.
 FIRST_TARGET = "dockerhub_notify"
 
@@ -55,6 +58,12 @@ class AlertRecord:
         entries = {}
         for event_id, value in stored.items():
             entry = dict(value)
+            missing = [key for key in REQUIRED_KEYS if not isinstance(entry.get(key), str)]
+            if missing:
+                raise ValueError(
+                    f"The alert record in {setting} has an entry {event_id!r} without {', '.join(missing)}; "
+                    "fix or delete that entry"
+                )
             if "delivered" not in entry:
                 entry["delivered"] = {FIRST_TARGET: entry.pop("delivered_at", None)}
             entries[str(event_id)] = entry

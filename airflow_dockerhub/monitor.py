@@ -206,7 +206,11 @@ class CyclePlan:
         kinds.update(dict.fromkeys(RETRY_EVENTS.values(), "retry"))
         for notice in notices:
             kind = "test" if notice.test else kinds.get(notice.event, "alert")
-            self.notices[notice.notice_id] = {"type": kind, "alert_id": notice.alert_id}
+            self.notices[notice.notice_id] = {
+                "type": kind,
+                "alert_id": notice.alert_id,
+                "alert_ids": list(notice.alert_ids),
+            }
         for message in messages:
             self.deliveries.append(
                 {
@@ -263,7 +267,12 @@ def plan_cycle(
             if not entry.get("resolved_at"):
                 plan.resolved.append(event_id)
 
-    failing = {alert.build.repo_name for alert in due if alert.kind is AlertKind.FAILED}
+    # An incident is many repositories failing now, not failures already announced hours ago.
+    failing = {
+        alert.build.repo_name
+        for alert in due
+        if alert.kind is AlertKind.FAILED and alert.event_id not in record.entries
+    }
     incident = bool(settings.incident_threshold) and len(failing) >= settings.incident_threshold
     if incident:
         log.warning(
@@ -279,12 +288,7 @@ def plan_cycle(
     for target in targets:
         notices = [Notice.for_alert(a) for a in due if not record.was_delivered(a.event_id, target.conn_id)]
         if target.send_resolved:
-            notices += [
-                Notice.resolved(event_id, build)
-                for event_id, build in successes.items()
-                if record.was_delivered(event_id, target.conn_id)
-                and target.conn_id not in record.entries[event_id].get("resolved", {})
-            ]
+            notices += resolved_notices(successes, record, target.conn_id)
         notices += _reminders(due, record, target.conn_id, now, settings.reminder_hours)
         notices += [
             notice
@@ -294,6 +298,24 @@ def plan_cycle(
         messages = render(target.message_format, notices, now, settings.incident_threshold)
         plan.add_messages(target.conn_id, notices, messages)
     return plan
+
+
+def resolved_notices(successes: Mapping[str, Build], record: AlertRecord, target: str) -> list[Notice]:
+    """
+    Tell a target that alerted tags built successfully: one notice per tag, for all its alerts.
+
+    Only alerts the target got, and was not yet told are over, are covered.
+
+    :param successes: alert id to the successful build that now is the newest of the alert's tag.
+    :param record: the alert record.
+    :param target: the target's connection id.
+    """
+    pending: dict[tuple[str, str, str], list[str]] = {}
+    for event_id, build in successes.items():
+        entry = record.entries.get(event_id, {})
+        if record.was_delivered(event_id, target) and target not in entry.get("resolved", {}):
+            pending.setdefault((build.repo_name, build.tag, build.build_key), []).append(event_id)
+    return [Notice.resolved(alert_ids, successes[alert_ids[0]]) for alert_ids in pending.values()]
 
 
 def _retry_problems(
@@ -387,7 +409,9 @@ def apply_results(
             if notice.get("type") == "alert":
                 added += record.mark_delivered(plan.alerts[notice["alert_id"]], target, now)
             elif notice.get("type") == "resolved":
-                record.mark_resolved_delivered(notice["alert_id"], target, now)
+                for alert_id in notice.get("alert_ids") or [notice["alert_id"]]:
+                    record.mark_resolved(alert_id, now)
+                    record.mark_resolved_delivered(alert_id, target, now)
             elif notice.get("type") == "reminder":
                 record.mark_reminded(notice["alert_id"], target, now)
             elif notice.get("type") == "retry":
@@ -401,7 +425,10 @@ def apply_results(
             status = int(result["status_code"])
             requested_at = parse_timestamp(result.get("requested_at")) or now
             record.mark_retry_requested(
-                plan.alerts[result["retry_id"]], requested_at, status, refused=400 <= status < 500
+                plan.alerts[result["retry_id"]],
+                requested_at,
+                status,
+                refused=400 <= status < 500 and status != 429,
             )
     pruned = record.prune(now, max_age)
     return added, pruned, undelivered

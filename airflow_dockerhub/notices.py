@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +29,8 @@ class Notice:
     :param notice_id: identifies this notice; the same on every attempt to deliver it.
     :param alert_id: the event id of the alert the notice belongs to.
     :param test: a synthetic notice sent to check the delivery path.
+    :param related: every alert the notice is about, when there are several (a resolved notice
+        covers all alerts of its tag); empty means just ``alert_id``.
     """
 
     event: str
@@ -36,6 +39,11 @@ class Notice:
     notice_id: str
     alert_id: str
     test: bool = False
+    related: tuple[str, ...] = ()
+
+    @property
+    def alert_ids(self) -> tuple[str, ...]:
+        return self.related or (self.alert_id,)
 
     @classmethod
     def for_alert(cls, alert: Alert) -> Notice:
@@ -49,14 +57,16 @@ class Notice:
         )
 
     @classmethod
-    def resolved(cls, alert_id: str, success: Build) -> Notice:
-        """Say that a later build of the alerted tag succeeded."""
+    def resolved(cls, alert_ids: Sequence[str], success: Build) -> Notice:
+        """Say that a later build of an alerted tag succeeded, once for all the tag's alerts."""
+        key = f"{success.repo_name}:{success.tag}:{success.build_key}"
         return cls(
             event=RESOLVED_EVENT,
             status=RESOLVED_STATUS,
             build=success,
-            notice_id=_derived_id(alert_id, "resolved"),
-            alert_id=alert_id,
+            notice_id=_derived_id(key, "resolved"),
+            alert_id=alert_ids[0],
+            related=tuple(alert_ids),
         )
 
     @classmethod

@@ -71,7 +71,9 @@ def rebuilds_due(
     due = []
     for alert in alerts:
         build = alert.build
-        if alert.kind is not AlertKind.FAILED or find_trigger(table, build.repo_name, build.tag) is None:
+        if not build.tag or alert.kind is not AlertKind.FAILED:
+            continue
+        if find_trigger(table, build.repo_name, build.tag) is None:
             continue
         if record_entries.get(alert.event_id, {}).get("retry"):
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from airflow_dockerhub.formats import MessageFormat
 
@@ -39,10 +39,18 @@ class WebhookTarget:
         return redact_url(self.url)
 
     def secrets(self) -> list[str]:
-        """List the values that must never be printed: the password and secret query values."""
+        """
+        List the values that must never be printed.
+
+        They are the password, the whole URL, its path and query (which is how HTTP libraries log a
+        request), and secret-looking query values.
+        """
+        parts = urlsplit(self.url)
         values = [self.password] if self.password else []
-        query = urlsplit(self.url).query
-        values.extend(value for name, value in parse_qsl(query) if value and _is_secret_name(name))
+        values.append(self.url)
+        if parts.path.strip("/"):
+            values.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+        values.extend(value for name, value in parse_qsl(parts.query) if value and _is_secret_name(name))
         return values
 
 
@@ -74,29 +82,24 @@ def parse_notification_url(
 
 def redact_url(url: str) -> str:
     """
-    Hide credentials and secret-looking query values in a URL.
+    Give a form of a URL safe to print: scheme and host only.
 
-    ``https://bot:s3cr3t@hooks.example.com/hook?token=abc&format=json`` becomes
-    ``https://***@hooks.example.com/hook?token=***&format=json``.
+    Credentials can sit in the user part, in the query string, and in the path too: Slack's and
+    Rocket.Chat's incoming-webhook URLs and Docker Hub's trigger URLs carry their token as path
+    segments. So ``https://bot:s3cr3t@hooks.example.com/hook/T0/B1?token=abc`` prints as
+    ``https://hooks.example.com/***``.
 
     :param url: any URL, valid or not.
     """
     try:
         parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
     except ValueError:
         return "***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(name, "***" if _is_secret_name(name) else value) for name, value in pairs],
-            safe="*",
-            quote_via=quote,
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if not parts.scheme or not host:
+        return "***"
+    hidden = "/***" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{hidden}"
 
 
 def _is_secret_name(name: str) -> bool:

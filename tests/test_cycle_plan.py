@@ -185,3 +185,39 @@ def test_rebuild_answers_4xx_refuse_for_good_and_anything_else_waits_for_a_new_b
         Snapshot(builds=builds), record, START + timedelta(minutes=10), settings(), [HOOK], table
     )
     assert again.rebuilds == []
+
+
+def test_a_tag_with_several_alerts_gets_one_resolved_notice():
+    record = AlertRecord()
+    first = build(-1, code="f1", created=START - timedelta(minutes=40))
+    deliver_all(record, plan_cycle(Snapshot(builds=[first]), record, START, settings(), [SLACK]), START)
+    second = build(-1, code="f2", created=START - timedelta(minutes=5))
+    deliver_all(
+        record, plan_cycle(Snapshot(builds=[second, first]), record, START, settings(), [SLACK]), START
+    )
+    assert len(record.entries) == 2
+
+    fixed = Snapshot(builds=[build(10, code="ok", created=START + timedelta(minutes=1)), second, first])
+    plan = plan_cycle(fixed, record, START + timedelta(minutes=10), settings(), [SLACK])
+
+    assert events(plan) == [("slack", "build.resolved")]
+    deliver_all(record, plan, START + timedelta(minutes=10))
+    assert all(
+        entry["resolved"] == {"slack": (START + timedelta(minutes=10)).isoformat()}
+        for entry in record.entries.values()
+    )
+
+
+def test_failures_announced_earlier_do_not_make_an_incident():
+    from airflow_dockerhub.build_triggers import BuildTrigger
+
+    record = AlertRecord()
+    old = [build(-1, repo=f"old{i}", code=f"o{i}", created=START - timedelta(hours=15)) for i in range(5)]
+    deliver_all(record, plan_cycle(Snapshot(builds=old), record, START, settings(), [HOOK]), START)
+
+    fresh = build(-1, repo="app", code="new", created=START + timedelta(minutes=1))
+    table = {"acme/app": BuildTrigger("https://registry.hub.docker.com/u/acme/app/trigger/t/")}
+    plan = plan_cycle(
+        Snapshot(builds=[*old, fresh]), record, START + timedelta(minutes=5), settings(), [HOOK], table
+    )
+    assert [r["repository"] for r in plan.rebuilds] == ["acme/app"]

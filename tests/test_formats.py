@@ -112,7 +112,7 @@ def test_dockerhub_format_never_groups_and_keeps_the_webhook_shape():
 
 def test_resolved_notice_reads_as_good_news():
     success = failed(code="bgood", status=10)
-    resolved = Notice.resolved("alert-1", success)
+    resolved = Notice.resolved(["alert-1"], success)
     [chat] = render(MessageFormat.SLACK, [resolved], NOW)
     assert chat.event == "build.resolved"
     assert chat.body["text"] == "Docker Hub build succeeded again: acme/app:latest"
@@ -130,3 +130,17 @@ def test_durations_read_like_people_write_them(seconds, text):
 def test_unknown_format_names_the_setting():
     with pytest.raises(ValueError, match="the format extra"):
         MessageFormat.parse("teams", "the format extra")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "headline"),
+    [
+        ("refused", "Docker Hub rebuild refused: acme/app:latest"),
+        ("not_honored", "Docker Hub rebuild requested, but no new build started: acme/app:latest"),
+    ],
+)
+def test_rebuild_problems_do_not_read_like_a_second_failure(outcome, headline):
+    problem = Notice.retry_problem("alert-1", failed(), outcome)
+    [chat] = render(MessageFormat.ROCKETCHAT, [problem], NOW)
+    assert chat.body["text"] == headline
+    assert chat.event == f"build.retry_{outcome}"

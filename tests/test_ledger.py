@@ -84,3 +84,8 @@ def test_nothing_stored_is_an_empty_record(stored):
 def test_unreadable_record_names_its_setting(stored):
     with pytest.raises(ValueError, match="dockerhub_alert_record"):
         AlertRecord.from_stored(stored, "the dockerhub_alert_record variable")
+
+
+def test_an_entry_without_its_repository_names_the_variable():
+    with pytest.raises(ValueError, match="the v variable.*'a'.*repository"):
+        AlertRecord.from_stored({"a": {"tag": "latest", "build": "b", "kind": "failed"}}, "the v variable")

@@ -17,15 +17,20 @@ def test_connection_login_and_password_are_used_when_the_url_has_none():
     assert parse_notification_url("http://127.0.0.1/hook").auth is None
 
 
-def test_redacted_form_hides_credentials_and_secret_query_values():
+def test_redacted_form_shows_scheme_and_host_only():
     redacted = redact_url("https://bot:s3cr3t@hooks.example.com/hook?token=abc123&format=json")
-    assert redacted == "https://***@hooks.example.com/hook?token=***&format=json"
-    assert "s3cr3t" not in redacted and "abc123" not in redacted
+    assert redacted == "https://hooks.example.com/***"
+    slack = redact_url("https://hooks.slack.com/services/T000/B000/XXXXSECRET")
+    assert slack == "https://hooks.slack.com/***"
+    assert redact_url("http://127.0.0.1:8766") == "http://127.0.0.1:8766"
+    assert redact_url("not a url") == "***"
 
 
-def test_secrets_lists_password_and_secret_query_values():
-    target = parse_notification_url("https://u:pw@h/p?api_key=k1&page=2")
-    assert sorted(target.secrets()) == ["k1", "pw"]
+def test_secrets_lists_password_url_path_and_secret_query_values():
+    target = parse_notification_url("https://u:pw@h/p/T0K3N?api_key=k1&page=2")
+    assert sorted(target.secrets()) == sorted(
+        ["pw", "https://h/p/T0K3N?api_key=k1&page=2", "/p/T0K3N?api_key=k1&page=2", "k1"]
+    )
 
 
 @pytest.mark.parametrize("url", ["ftp://h/x", "hooks.example.com/x", "https://"])

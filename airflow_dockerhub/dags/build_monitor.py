@@ -268,13 +268,21 @@ def create_build_monitor_dag(
                 timedelta(hours=settings.thresholds.max_age_hours),
                 rebuilds,
             )
-            if fingerprint(ledger) != before:
+            # A dry run or a test alert leaves the record as it was, pruning included.
+            unchanged = (params or {}).get("dry_run") or (params or {}).get("test_alert_repository")
+            if not unchanged and fingerprint(ledger) != before:
                 save_record(ledger)
             logging.getLogger(__name__).info(
                 "Recorded %s newly delivered alerts; %s messages not delivered", added, len(undelivered)
             )
 
+            answered = {r["retry_id"] for r in rebuilds if r}
             problems = [f"not delivered: {d['label']} ({d['event']})" for d in undelivered]
+            problems += [
+                f"rebuild not requested: {r['repository']}:{r['tag']}"
+                for r in cycle.rebuilds
+                if r["retry_id"] not in answered
+            ]
             problems += [f"not read: {error}" for error in snapshot.get("errors", [])]
             if problems:
                 raise AirflowFailException(

@@ -27,6 +27,7 @@ from airflow_dockerhub.exceptions import (
 from airflow_dockerhub.get_provider_info import CONNECTION_FORM
 from airflow_dockerhub.http_retry import docker_hub_retry
 from airflow_dockerhub.http_settings import parse_timeout, parse_verify
+from airflow_dockerhub.targets import redact_url
 from airflow_dockerhub.version import USER_AGENT
 
 if TYPE_CHECKING:
@@ -369,7 +370,7 @@ class DockerHubHook(BaseHook):
             return self.session.request(method, full_url, headers=headers, timeout=self.timeout, **kwargs)
         except requests.RequestException as error:
             raise DockerHubError(
-                f"Could not reach Docker Hub at {self.base_url} ({type(error).__name__}) for {url.split('?')[0]}"
+                f"Could not reach Docker Hub at {redact_url(self.base_url)} ({type(error).__name__}) for {url.split('?')[0]}"
             ) from None
 
     def _raise_for_status(self, response: requests.Response, url: str) -> None:
@@ -435,7 +436,7 @@ class DockerHubHook(BaseHook):
             return self.session.post(f"{self.base_url}{path}", json=body, timeout=self.timeout)
         except requests.RequestException as error:
             raise DockerHubError(
-                f"Could not reach Docker Hub at {self.base_url} ({type(error).__name__}) for {path}"
+                f"Could not reach Docker Hub at {redact_url(self.base_url)} ({type(error).__name__}) for {path}"
             ) from None
 
     @staticmethod

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
 from airflow_dockerhub.alerts import Alert, AlertKind
 from airflow_dockerhub.builds import Build, BuildState
-from airflow_dockerhub.exceptions import WebhookDeliveryError
-from airflow_dockerhub.notices import RESOLVED_EVENT, Notice
+from airflow_dockerhub.notices import Notice
 from airflow_dockerhub.settings import DOCKERHUB_CONN_ID, NOTIFY_CONN_ID
 
 if TYPE_CHECKING:
@@ -98,7 +97,7 @@ def notify_build_outcome(
     :param dockerhub_conn_id: the Docker Hub connection.
     :param resolve: whether a success resolves earlier alerts of the tag.
     :return: how many messages were delivered.
-    :raise WebhookDeliveryError: after recording what was delivered, when a target refused.
+    :raise Exception: the first target's failure, after recording what the others got.
     """
     from airflow_dockerhub.hooks.dockerhub import DockerHubHook
     from airflow_dockerhub.record_store import load_record, save_record
@@ -107,71 +106,73 @@ def notify_build_outcome(
     if not namespace or not name:
         raise ValueError(f"repository must be namespace/repository, got {repository!r}")
     build = DockerHubHook(dockerhub_conn_id=dockerhub_conn_id).latest_build(namespace, name, tag=tag)
-    record = load_record()
     now = datetime.now(timezone.utc)
-
-    notices = _notices(build, record, resolve)
-    if not notices:
+    if build is None or _too_old(build, now):
         log.info("Nothing to tell about %s:%s: %s", repository, tag, _describe(build))
         return 0
+
+    record = load_record()
     sent, failure = 0, None
     for conn_id in targets:
+        # One target's trouble must not cost the others their record of what they already got.
         try:
-            sent += _deliver(conn_id, notices, record, now)
-        except WebhookDeliveryError as error:
+            sent += _tell(conn_id, build, record, now, resolve)
+        except Exception as error:  # noqa: BLE001 - raised again once the record is saved
+            log.error("Could not notify %s about %s:%s: %s", conn_id, repository, tag, error)
             failure = failure or error
     save_record(record)
     if failure is not None:
         raise failure
+    if not sent:
+        log.info("Nothing new to tell about %s:%s: %s", repository, tag, _describe(build))
     return sent
 
 
-def _notices(build: Build | None, record: AlertRecord, resolve: bool) -> list[tuple[Notice, dict[str, Any]]]:
-    """Pair each notice with the alert it is about, as the record keeps alerts."""
-    from airflow_dockerhub.monitor import alert_summary
-
-    if build is None:
-        return []
-    if build.state in ALERT_FOR_STATE:
-        alert = Alert(ALERT_FOR_STATE[build.state], build)
-        return [(Notice.for_alert(alert), alert_summary(alert))]
-    if resolve and build.state is BuildState.SUCCESS:
-        return [
-            (Notice.resolved(event_id, build), entry)
-            for event_id, entry in record.entries.items()
-            if (entry["repository"], entry["tag"]) == (build.repo_name, build.tag)
-        ]
-    return []
-
-
-def _deliver(
-    conn_id: str, notices: Sequence[tuple[Notice, dict[str, Any]]], record: AlertRecord, now: datetime
-) -> int:
+def _tell(conn_id: str, build: Build, record: AlertRecord, now: datetime, resolve: bool) -> int:
+    """Send one target what it has not been told about the build, and note it in the record."""
     from airflow_dockerhub.formats import render
     from airflow_dockerhub.hooks.webhook import WebhookHook
+    from airflow_dockerhub.monitor import alert_summary, resolved_notices
 
     hook = WebhookHook(webhook_conn_id=conn_id)
-    sent = 0
-    for notice, alert in notices:
-        resolved = notice.event == RESOLVED_EVENT
-        entry = record.entries.get(notice.alert_id, {})
-        if resolved:
-            if conn_id not in entry.get("delivered", {}) or conn_id in entry.get("resolved", {}):
-                continue
-            if not hook.target_settings.send_resolved:
-                continue
-        elif record.was_delivered(notice.alert_id, conn_id):
-            log.info("%s already has %s about %s", conn_id, notice.event, notice.build.repo_name)
-            continue
-        for message in render(hook.target_settings.message_format, [notice], now):
+    settings = hook.target_settings
+    if build.state in ALERT_FOR_STATE:
+        alert = Alert(ALERT_FOR_STATE[build.state], build)
+        if record.was_delivered(alert.event_id, conn_id):
+            return 0
+        for message in render(settings.message_format, [Notice.for_alert(alert)], now):
             hook.deliver(message.body, message.event, message.message_id)
-        if resolved:
-            record.mark_resolved(notice.alert_id, now)
-            record.mark_resolved_delivered(notice.alert_id, conn_id, now)
-        else:
-            record.mark_delivered(alert, conn_id, now)
-        sent += 1
-    return sent
+        record.mark_delivered(alert_summary(alert), conn_id, now)
+        return 1
+
+    if not (resolve and settings.send_resolved and build.state is BuildState.SUCCESS):
+        return 0
+    successes = {
+        event_id: build
+        for event_id, entry in record.entries.items()
+        if (entry.get("repository"), entry.get("tag")) == (build.repo_name, build.tag)
+    }
+    notices = resolved_notices(successes, record, conn_id)
+    for message in render(settings.message_format, notices, now):
+        hook.deliver(message.body, message.event, message.message_id)
+    for notice in notices:
+        for alert_id in notice.alert_ids:
+            record.mark_resolved(alert_id, now)
+            record.mark_resolved_delivered(alert_id, conn_id, now)
+    return len(notices)
+
+
+def _too_old(build: Build, now: datetime) -> bool:
+    """Apply the monitor's window, so an old failure is not announced again after the record forgot it."""
+    from airflow.sdk import Variable
+
+    from airflow_dockerhub.settings import MAX_BUILD_AGE_VARIABLE, parse_positive_number
+
+    hours = parse_positive_number(
+        Variable.get(MAX_BUILD_AGE_VARIABLE, default=None), f"the {MAX_BUILD_AGE_VARIABLE} variable", 24
+    )
+    updated = build.last_updated or build.created
+    return updated is None or now - updated > timedelta(hours=hours)
 
 
 def _describe(build: Build | None) -> str:

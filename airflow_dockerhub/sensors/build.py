@@ -85,13 +85,18 @@ class DockerHubBuildSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """Read the build once; tell whether it succeeded, and raise if it ended any other way."""
         namespace, name = split_repository(self.repository)
+        created_after = parse_timestamp(self.created_after)
+        if self.created_after and created_after is None:
+            raise AirflowFailException(
+                f"created_after must be an ISO 8601 moment, got {self.created_after!r}"
+            )
         try:
             build = self.hook.latest_build(
                 namespace,
                 name,
                 tag=self.tag,
                 build_code=self.build_code,
-                created_after=parse_timestamp(self.created_after),
+                created_after=created_after,
             )
         except DockerHubLoginError as error:
             raise AirflowFailException(str(error)) from error

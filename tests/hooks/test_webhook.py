@@ -86,7 +86,7 @@ def test_unreachable_receiver_is_named_by_its_redacted_url(monkeypatch):
     )
     with pytest.raises(WebhookDeliveryError) as error:
         hook.deliver(PAYLOAD, "build.failed", "event-5")
-    assert "http://127.0.0.1:9/hook?token=***" in str(error.value)
+    assert "http://127.0.0.1:9/***" in str(error.value)
     assert "sekret" not in str(error.value) and "zz" not in str(error.value)
     assert error.value.__cause__ is None
 
@@ -127,3 +127,21 @@ def test_server_errors_are_retried_with_the_same_event_id(monkeypatch, receiver)
     assert receiver.state.attempts == 3
     [webhook] = receiver.state.received
     assert webhook["headers"]["x-dockerhub-event-id"] == "event-7"
+
+
+def test_a_token_in_the_url_path_is_never_printed(monkeypatch, receiver, capfd, caplog):
+    caplog.set_level(logging.INFO)
+    url = (
+        receiver.url.replace("http://", "http://hook-user:hook-pass@") + "/services/T000/B000/Zx9SlackSecret"
+    )
+    hook = use_connection(monkeypatch, {"conn_type": "generic", "host": url, "extra": {"format": "slack"}})
+    receiver.state.fail_next(1, status=404)
+    with pytest.raises(WebhookDeliveryError) as error:
+        hook.deliver(PAYLOAD, "build.failed", "event-8")
+    hook.deliver(PAYLOAD, "build.failed", "event-9")
+
+    out = capfd.readouterr()
+    for text in (str(error.value), caplog.text, out.out, out.err):
+        assert "Zx9SlackSecret" not in text
+    assert "/services/T000/B000/Zx9SlackSecret" in hook.target.secrets()
+    assert len(receiver.state.received) == 1

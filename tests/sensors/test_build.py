@@ -306,3 +306,8 @@ def test_a_build_that_fails_during_a_dag_run_fails_the_sensor_without_retries(hu
     ti = run.get_task_instance("wait_for_build")
     assert ti.state == "failed"
     assert ti.try_number == 1
+
+
+def test_an_unreadable_created_after_names_the_field(hub):
+    with pytest.raises(AirflowFailException, match="created_after"):
+        make_sensor(created_after="after lunch").poke({})
