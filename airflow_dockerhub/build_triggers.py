@@ -80,7 +80,9 @@ def parse_trigger_table(raw: Any, setting: str) -> dict[str, BuildTrigger]:
     for key, value in raw.items():
         repo_name = str(key).partition(":")[0]
         if repo_name.count("/") != 1 or not all(repo_name.split("/")):
-            raise ValueError(f"{setting}: {key!r} is not namespace/repository or namespace/repository:tag")
+            # A key that is not a repository may be a trigger URL put on the wrong side: never echo it.
+            shown = "a key" if "://" in str(key) or len(str(key)) > 80 else repr(key)
+            raise ValueError(f"{setting}: {shown} is not namespace/repository or namespace/repository:tag")
         table[str(key)] = _read_trigger(value, f"{setting}[{key!r}]")
     return table
 

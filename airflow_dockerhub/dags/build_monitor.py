@@ -152,8 +152,9 @@ def create_build_monitor_dag(
                 plan = plan_test_alert(params["test_alert_repository"], now, run_id or "manual", targets)
                 log.info("Sending a test alert for %s", params["test_alert_repository"])
             else:
+                record = load_record()
                 plan = plan_cycle(
-                    Snapshot.from_xcom(snapshot), load_record(), now, settings, targets, _read_triggers()
+                    Snapshot.from_xcom(snapshot), record, now, settings, targets, _read_triggers()
                 )
                 log.info(
                     "%s alerts due, %s delivered to every target before; %s messages to send, %s rebuilds",
@@ -172,7 +173,7 @@ def create_build_monitor_dag(
                     rebuild["build"],
                 )
             for event_id, outcome in plan.retry_outcomes.items():
-                entry = plan.alerts.get(event_id) or {}
+                entry = record.entries.get(event_id, {})
                 log.info(
                     "Rebuild of %s:%s %s", entry.get("repository", event_id), entry.get("tag", ""), outcome
                 )

@@ -27,6 +27,7 @@ from airflow_dockerhub.exceptions import (
 from airflow_dockerhub.get_provider_info import CONNECTION_FORM
 from airflow_dockerhub.http_retry import docker_hub_retry
 from airflow_dockerhub.http_settings import parse_timeout, parse_verify
+from airflow_dockerhub.settings import DOCKERHUB_CONN_ID
 from airflow_dockerhub.targets import redact_url
 from airflow_dockerhub.version import USER_AGENT
 
@@ -67,7 +68,7 @@ class DockerHubHook(BaseHook):
     """
 
     conn_name_attr = "dockerhub_conn_id"
-    default_conn_name = "dockerhub_default"
+    default_conn_name = DOCKERHUB_CONN_ID
     conn_type = "dockerhub"
     hook_name = "Docker Hub"
 
@@ -272,7 +273,9 @@ class DockerHubHook(BaseHook):
         :param tag: the Docker tag to rebuild, unless the trigger names a source.
         :raise DockerHubError: when Docker Hub cannot be reached.
         """
+        # HTTP libraries log the path alone, and the token is in the path.
         self._mask(trigger.url)
+        self._mask(urlsplit(trigger.url).path)
         body = trigger.request_body(tag)
         try:
             response = self.session.post(trigger.url, json=body, timeout=self.timeout)

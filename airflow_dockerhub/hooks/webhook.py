@@ -15,6 +15,7 @@ from requests.adapters import HTTPAdapter
 from airflow_dockerhub.exceptions import WebhookDeliveryError
 from airflow_dockerhub.http_retry import delivery_retry
 from airflow_dockerhub.http_settings import parse_timeout, parse_verify
+from airflow_dockerhub.settings import NOTIFY_CONN_ID
 from airflow_dockerhub.signing import SIGNATURE_HEADER, signature
 from airflow_dockerhub.targets import TargetSettings, WebhookTarget, parse_notification_url
 from airflow_dockerhub.version import USER_AGENT
@@ -47,7 +48,7 @@ class WebhookHook(BaseHook):
     """
 
     conn_name_attr = "webhook_conn_id"
-    default_conn_name = "dockerhub_notify"
+    default_conn_name = NOTIFY_CONN_ID
     conn_type = "http"
     hook_name = "Webhook receiver"
 

@@ -13,11 +13,12 @@ from airflow.sdk.log import mask_secret
 
 from airflow_dockerhub.build_triggers import BuildTrigger, find_trigger, parse_trigger_table
 from airflow_dockerhub.hooks.dockerhub import DockerHubHook
+from airflow_dockerhub.settings import BUILD_TRIGGERS_VARIABLE
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFAULT_TRIGGERS_VARIABLE = "dockerhub_build_trigger_secrets"
+DEFAULT_TRIGGERS_VARIABLE = BUILD_TRIGGERS_VARIABLE
 
 
 class DockerHubBuildTriggerOperator(BaseOperator):

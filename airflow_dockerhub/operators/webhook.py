@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_dockerhub.hooks.webhook import WebhookHook
+from airflow_dockerhub.settings import NOTIFY_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,7 +42,7 @@ class DockerHubWebhookOperator(BaseOperator):
     ui_color = "#e3f1fc"
 
     def __init__(
-        self, *, alert: dict[str, Any], webhook_conn_id: str = "dockerhub_notify", **kwargs: Any
+        self, *, alert: dict[str, Any], webhook_conn_id: str = NOTIFY_CONN_ID, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.alert = alert
