@@ -30,6 +30,8 @@ DEFAULT_INCIDENT_THRESHOLD = 5
 
 DOCKERHUB_CONN_ID = "dockerhub_default"
 NOTIFY_CONN_ID = "dockerhub_notify"
+#: Optional: called after every healthy cycle, so a monitor that stops is noticed elsewhere.
+HEARTBEAT_CONN_ID = "dockerhub_heartbeat"
 
 # Docker IDs and organization names are lower-case letters, digits, '-' and '_'; older accounts may
 # carry '.', and upper case is accepted because Docker Hub folds it.

@@ -14,6 +14,7 @@ from airflow_dockerhub.settings import (
     BUILD_TRIGGERS_VARIABLE,
     BUILDING_THRESHOLD_VARIABLE,
     DOCKERHUB_CONN_ID,
+    HEARTBEAT_CONN_ID,
     INCIDENT_THRESHOLD_VARIABLE,
     LOGIN_BLOCK_VARIABLE,
     MAX_BUILD_AGE_VARIABLE,
@@ -289,6 +290,7 @@ def create_build_monitor_dag(
                 raise AirflowFailException(
                     "This cycle left work undone; the next run tries again:\n" + "\n".join(problems)
                 )
+            _heartbeat()
             return {"recorded": added}
 
         snapshot = fetch_build_history()
@@ -375,6 +377,29 @@ def _fetch_guarding_the_login(hook, namespaces):
         raise AirflowFailException(
             f"{error}. No login is tried again for an hour, or until the connection's credentials change."
         ) from None
+
+
+def _heartbeat() -> None:
+    """Call the heartbeat connection, when there is one, to say this cycle was healthy."""
+    import logging
+
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from airflow_dockerhub.exceptions import WebhookDeliveryError
+    from airflow_dockerhub.hooks.webhook import WebhookHook
+
+    log = logging.getLogger(__name__)
+    try:
+        Connection.get(HEARTBEAT_CONN_ID)
+    except AirflowNotFoundException:
+        log.debug("No %s connection: no heartbeat", HEARTBEAT_CONN_ID)
+        return
+    try:
+        WebhookHook(webhook_conn_id=HEARTBEAT_CONN_ID).ping()
+    except WebhookDeliveryError as error:
+        # The heartbeat's silence is the signal; failing the cycle over it would add nothing.
+        log.warning("Heartbeat not delivered: %s", error)
 
 
 def _read_triggers():

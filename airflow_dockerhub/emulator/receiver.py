@@ -14,7 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 RECEIVER_PREFIX = "/_receiver"
-_WEBHOOK_METHODS = ["POST", "PUT", "PATCH"]
+# GET too: heartbeat services are pinged with a plain GET.
+_WEBHOOK_METHODS = ["POST", "PUT", "PATCH", "GET"]
 
 
 class ReceiverState:

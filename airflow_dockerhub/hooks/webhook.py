@@ -141,6 +141,28 @@ class WebhookHook(BaseHook):
         self.log.info("Delivered %s %s to %s: %s", event, event_id, target.redacted, response.status_code)
         return response.status_code
 
+    def ping(self) -> int:
+        """
+        Call the URL with a GET, the way heartbeat services such as healthchecks.io expect.
+
+        :return: the status code.
+        :raise WebhookDeliveryError: on no answer or a non-2xx answer.
+        """
+        target = self.target
+        timeout = parse_timeout(
+            self.connection.extra_dejson.get("timeout"),
+            f"the 'timeout' extra of connection {self.webhook_conn_id}",
+        )
+        try:
+            response = self.session.get(target.url, auth=target.auth, timeout=timeout)
+        except requests.RequestException as error:
+            raise WebhookDeliveryError(f"Could not ping {target.redacted}: {type(error).__name__}") from None
+        if not 200 <= response.status_code < 300:
+            raise WebhookDeliveryError(
+                f"{target.redacted} answered {response.status_code} to a ping", response.status_code
+            )
+        return response.status_code
+
     @staticmethod
     def _mask(secret: str) -> None:
         from airflow.sdk.log import mask_secret

@@ -342,3 +342,19 @@ def test_trigger_urls_reach_no_log_or_stored_row(services, monkeypatch, caplog):
     assert len(hub_state.triggers) == 1
     assert token not in caplog.text
     assert token not in _database_text()
+
+
+def test_a_healthy_cycle_calls_the_heartbeat_and_an_unhealthy_one_does_not(services, monkeypatch):
+    hub_state, _ = services
+    beats = ReceiverState()
+    with serve_in_thread(create_receiver_app(beats)) as beat_server:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DOCKERHUB_HEARTBEAT",
+            json.dumps({"conn_type": "generic", "host": beat_server.url + "/ping/hc-uuid-1234"}),
+        )
+        assert run_monitor().state == "success"
+        assert [(b["method"], b["path"]) for b in beats.received] == [("GET", "/ping/hc-uuid-1234")]
+
+        hub_state.fail_next(20, 500, path_prefix="/v2/repositories/demo/worker/buildhistory")
+        assert run_monitor().state == "failed"
+        assert len(beats.received) == 1
