@@ -1,0 +1,259 @@
+"""
+Drive whole monitor cycles through faults and count what was lost, sent twice or leaked.
+
+Run it with ``scripts/reliability``. Each scenario injects a new failed build into the emulated Docker
+Hub, switches on a fault of Docker Hub or of the receiver, runs one monitor cycle with ``dag.test()``,
+then runs a clean cycle to let the monitor recover, as the next five-minute run would. At the end every
+problem build must have reached the receiver exactly once, and no secret may appear in the captured
+output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+RECEIVER_PASSWORD = "rel-pw-7f3a9"
+QUERY_TOKEN = "rel-qt-51c2e"
+TRIGGER_TOKEN = "0b7e4c1a-3d52-4f8e-9a61-5c2d8e7f1a01"
+SECRETS = (RECEIVER_PASSWORD, QUERY_TOKEN, TRIGGER_TOKEN)
+
+
+@dataclass
+class Figures:
+    """What the run counted."""
+
+    faults: int = 0
+    cycles: int = 0
+    expected: int = 0
+    delivered: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    leaked: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        rows = [
+            ("faults tried", self.faults),
+            ("monitor cycles", self.cycles),
+            ("alerts expected", self.expected),
+            ("alerts delivered", self.delivered),
+            ("alerts lost", len(self.lost)),
+            ("alerts sent twice", len(self.duplicated)),
+            ("secrets leaked", len(self.leaked)),
+        ]
+        return "\n".join(f"{label:<20}{count:>6}" for label, count in rows)
+
+
+def _scenarios(hub, receiver):
+    """Name each fault and switch it on; every one of them is something Docker Hub or a receiver did."""
+    return [
+        (
+            "Docker Hub 503 once on the listing",
+            lambda: hub.fail_next(1, 503, path_prefix="/v2/repositories/demo/"),
+        ),
+        (
+            "Docker Hub 429 with Retry-After as an epoch",
+            lambda: hub.fail_next(
+                1,
+                429,
+                path_prefix="/v2/repositories/demo/",
+                headers={"Retry-After": str(int(time.time()) + 1)},
+            ),
+        ),
+        (
+            "Docker Hub plain-text 429 (HAP429)",
+            lambda: hub.fail_next(
+                1, 429, path_prefix="/v2/", headers={"Retry-After": "1"}, body="Too Many Requests (HAP429).\n"
+            ),
+        ),
+        (
+            "Docker Hub 500 on one history for a whole cycle",
+            lambda: hub.fail_next(20, 500, path_prefix="/v2/repositories/demo/api/buildhistory"),
+        ),
+        (
+            "Docker Hub answers HTML with 200",
+            lambda: hub.fail_next(
+                1,
+                200,
+                path_prefix="/v2/repositories/demo/worker/buildhistory",
+                body="<html>maintenance</html>",
+            ),
+        ),
+        (
+            "Docker Hub history body without results",
+            lambda: hub.fail_next(
+                1, 200, path_prefix="/v2/repositories/demo/cancelled/buildhistory", body='{"count": 3}'
+            ),
+        ),
+        ("receiver 503 twice", lambda: receiver.fail_next(2, 503)),
+        ("receiver 404 for a whole cycle", lambda: receiver.fail_next(50, 404)),
+        ("receiver 500 past every retry", lambda: receiver.fail_next(50, 500)),
+        ("receiver 429", lambda: receiver.fail_next(1, 429)),
+    ]
+
+
+def run(scenario_limit: int | None = None) -> Figures:
+    """
+    Run the scenarios and return the figures; Airflow's home is a fresh temporary folder.
+
+    :param scenario_limit: run only the first scenarios, for a quick check.
+    """
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="dockerhub-reliability-"))
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT / "dags")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__DOCKERHUB__DELIVERY_RETRIES"] = "0"
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from airflow_dockerhub.emulator import (
+        DEMO_SECRET,
+        DEMO_USER,
+        ReceiverState,
+        create_hub_app,
+        create_receiver_app,
+        demo_state,
+        serve_in_thread,
+    )
+
+    figures = Figures()
+    hub = demo_state()
+    receiver = ReceiverState("reliability", RECEIVER_PASSWORD)
+    log_path = Path(os.environ["AIRFLOW_HOME"]) / "reliability-output.log"
+    with (
+        serve_in_thread(create_hub_app(hub)) as hub_server,
+        serve_in_thread(create_receiver_app(receiver)) as rcv,
+    ):
+        os.environ["AIRFLOW_CONN_DOCKERHUB_DEFAULT"] = json.dumps(
+            {"conn_type": "dockerhub", "host": hub_server.url, "login": DEMO_USER, "password": DEMO_SECRET}
+        )
+        notify = (
+            rcv.url.replace("http://", f"http://reliability:{RECEIVER_PASSWORD}@")
+            + f"/in?token={QUERY_TOKEN}"
+        )
+        os.environ["AIRFLOW_CONN_DOCKERHUB_NOTIFY"] = json.dumps({"conn_type": "generic", "host": notify})
+        os.environ["AIRFLOW_VAR_DOCKERHUB_NAMESPACES"] = "demo"
+        os.environ["AIRFLOW_VAR_DOCKERHUB_BUILD_TRIGGER_SECRETS"] = json.dumps(
+            {"demo/api": f"{hub_server.url}/u/demo/api/trigger/{TRIGGER_TOKEN}/"}
+        )
+        dag = DagBag().dags["dockerhub_build_monitor"]
+
+        def cycle() -> None:
+            figures.cycles += 1
+            with _captured(log_path):
+                dag.test()
+
+        expected = _due_now(hub)
+        cycle()
+        repositories = ["worker", "cancelled", "queue-stuck", "long-build", "modern-app"]
+        for index, (_, switch_on) in enumerate(_scenarios(hub, receiver)[:scenario_limit]):
+            # A new failure each time, so every fault meets an alert that has to get through.
+            name = repositories[index % len(repositories)]
+            injected = hub.add_build("demo", name, status=-1, created_minutes_ago=0.5)
+            expected.add(_failure_alert("demo", name, injected))
+            switch_on()
+            figures.faults += 1
+            cycle()
+            cycle()
+    received = Counter(w["headers"]["x-dockerhub-event-id"] for w in receiver.received)
+    figures.expected = len(expected)
+    figures.delivered = len(set(received) & expected)
+    figures.lost = sorted(expected - set(received))
+    figures.duplicated = sorted(event_id for event_id, count in received.items() if count > 1)
+    text = log_path.read_text(errors="replace")
+    if "Delivered build.failed" not in text:
+        raise RuntimeError(
+            f"The task logs were not captured in {log_path}; the secrets count would mean nothing"
+        )
+    figures.leaked = [secret for secret in SECRETS if secret in text]
+    return figures
+
+
+@contextlib.contextmanager
+def _captured(path: Path):
+    """
+    Send everything this process writes to stdout and stderr, and every log record, to a file.
+
+    Log records are written without Airflow's secrets masker, so the count shows what the code logs,
+    not what the masker caught.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    # Airflow's task loggers may not propagate to the root logger, so they get the handler too.
+    loggers = [logging.getLogger(), logging.getLogger("airflow.task")]
+    with path.open("ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        for logger in loggers:
+            logger.addHandler(handler)
+        try:
+            yield
+        finally:
+            for logger in loggers:
+                logger.removeHandler(handler)
+            handler.close()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _due_now(hub) -> set[str]:
+    """Return the event ids of the alerts the emulator's builds call for right now."""
+    from datetime import datetime, timezone
+
+    from airflow_dockerhub.alerts import Thresholds, due_alerts
+    from airflow_dockerhub.builds import Build
+
+    builds = [
+        Build.from_legacy(repository["namespace"], repository["name"], raw)
+        for repository in hub.snapshot()["repositories"]
+        if repository["automated"] and repository["history"] != "none"
+        for raw in repository["builds"]
+    ]
+    return {alert.event_id for alert in due_alerts(builds, datetime.now(timezone.utc), Thresholds())}
+
+
+def _failure_alert(namespace: str, repository: str, raw: dict) -> str:
+    from airflow_dockerhub.alerts import Alert, AlertKind
+    from airflow_dockerhub.builds import Build
+
+    return Alert(AlertKind.FAILED, Build.from_legacy(namespace, repository, raw)).event_id
+
+
+def main() -> int:
+    figures = run()
+    if "--json" in sys.argv[1:]:
+        print(json.dumps(dataclasses.asdict(figures)))
+        return 0
+    print(figures.table())
+    for label, items in (
+        ("lost", figures.lost),
+        ("sent twice", figures.duplicated),
+        ("leaked", figures.leaked),
+    ):
+        for item in items:
+            print(f"  {label}: {item}")
+    return 0 if not (figures.lost or figures.duplicated or figures.leaked) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
