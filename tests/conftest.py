@@ -32,3 +32,39 @@ def load_fixture(name: str):
 @pytest.fixture
 def fixture_json():
     return load_fixture
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Create the session's metadata database, once."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+
+
+@pytest.fixture
+def load_test_dags(monkeypatch, airflow_db, tmp_path_factory):
+    """
+    Return a function that loads DAGs written by a test from a bundle of their own.
+
+    dag.test() only runs a DAG that a bundle holds, and a DAG file in the project's dags folder would
+    ship with it; a second local bundle, listed first so it is found first, keeps it in the test.
+    """
+
+    def load(name: str, source: str):
+        folder = tmp_path_factory.mktemp(name)
+        (folder / f"{name}.py").write_text(source)
+        local = "airflow.dag_processing.bundles.local.LocalDagBundle"
+        bundles = [
+            {"name": name, "classpath": local, "kwargs": {"path": str(folder)}},
+            {"name": "dags-folder", "classpath": local, "kwargs": {}},
+        ]
+        monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(folder))
+        assert bag.import_errors == {}
+        return bag.dags
+
+    return load

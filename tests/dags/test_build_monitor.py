@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -21,11 +19,6 @@ from airflow_dockerhub.emulator import (
 from airflow_dockerhub.settings import ALERT_RECORD_VARIABLE, LOGIN_BLOCK_VARIABLE
 
 DAG_ID = "dockerhub_build_monitor"
-
-
-@pytest.fixture(scope="module")
-def airflow_db():
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 
@@ -18,11 +16,6 @@ from airflow_dockerhub.emulator import (
 )
 
 DAG_ID = "dockerhub_rebuild"
-
-
-@pytest.fixture(scope="module")
-def airflow_db():
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -39,30 +37,12 @@ with DAG("notifier_outcome", schedule=None) as outcome:
 """
 
 
-@pytest.fixture(scope="module")
-def dag_folder(tmp_path_factory):
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
-    folder = tmp_path_factory.mktemp("notifier_dags")
-    (folder / "notifier_dags.py").write_text(NOTIFIER_DAGS)
-    return folder
-
-
 @pytest.fixture
-def dags(monkeypatch, dag_folder):
-    # dag.test() runs only DAGs a bundle holds; a bundle of their own keeps these out of the shipped folder.
-    local = "airflow.dag_processing.bundles.local.LocalDagBundle"
-    bundles = [
-        {"name": "notifier-tests", "classpath": local, "kwargs": {"path": str(dag_folder)}},
-        {"name": "dags-folder", "classpath": local, "kwargs": {}},
-    ]
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
-    from airflow.dag_processing.dagbag import DagBag
+def dags(load_test_dags):
     from airflow.models import Variable
 
     Variable.delete("dockerhub_alert_record")
-    bag = DagBag(dag_folder=str(dag_folder))
-    assert bag.import_errors == {}
-    yield bag.dags
+    yield load_test_dags("notifier_dags", NOTIFIER_DAGS)
     Variable.delete("dockerhub_alert_record")
 
 

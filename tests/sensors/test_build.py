@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -214,34 +212,9 @@ for dag_id, options in {
 """
 
 
-@pytest.fixture(scope="module")
-def sensor_dag_folder(tmp_path_factory):
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
-    folder = tmp_path_factory.mktemp("sensor_dags")
-    (folder / "sensor_dags.py").write_text(SENSOR_DAGS)
-    return folder
-
-
 @pytest.fixture
-def sensor_dags(monkeypatch, hub, sensor_dag_folder):
-    """
-    Load the sensor DAGs from a bundle of their own.
-
-    dag.test() only runs a DAG that a bundle holds, and a DAG file in the project's dags folder would
-    ship with it; a second local bundle, listed first so it is found first, keeps it in the test.
-    """
-    local = "airflow.dag_processing.bundles.local.LocalDagBundle"
-    bundles = [
-        {"name": "sensor-tests", "classpath": local, "kwargs": {"path": str(sensor_dag_folder)}},
-        {"name": "dags-folder", "classpath": local, "kwargs": {}},
-    ]
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
-
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(sensor_dag_folder))
-    assert bag.import_errors == {}
-    return bag.dags
+def sensor_dags(hub, load_test_dags):
+    return load_test_dags("sensor_dags", SENSOR_DAGS)
 
 
 def run_while_the_build_finishes(dag, state, status):
