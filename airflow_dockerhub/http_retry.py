@@ -46,15 +46,19 @@ class BoundedRetry(Retry):
         return retry_after_seconds(retry_after, time.time())
 
 
-def docker_hub_retry() -> BoundedRetry:
-    """Retry reads from Docker Hub on connection errors, timeouts, 429 and 5xx, a few times, with backoff."""
+def docker_hub_retry(backoff: float = 1.0) -> BoundedRetry:
+    """
+    Retry reads from Docker Hub on connection errors, timeouts, 429 and 5xx, a few times, with backoff.
+
+    :param backoff: the first wait in seconds; each retry doubles it, plus up to as much jitter.
+    """
     return BoundedRetry(
         total=4,
         connect=3,
         read=2,
         status=3,
-        backoff_factor=1.0,
-        backoff_jitter=1.0,
+        backoff_factor=backoff,
+        backoff_jitter=backoff,
         backoff_max=MAX_RETRY_AFTER,
         status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=frozenset({"GET", "HEAD"}),
@@ -64,12 +68,14 @@ def docker_hub_retry() -> BoundedRetry:
     )
 
 
-def delivery_retry() -> BoundedRetry:
+def delivery_retry(backoff: float = 1.0) -> BoundedRetry:
     """
     Retry webhook deliveries on connection errors, 408, 429 and 5xx, with backoff.
 
     POST is retried because every attempt carries the same event id header, so a receiver that got
     the first attempt can drop the others.
+
+    :param backoff: the first wait in seconds; each retry doubles it, plus up to as much jitter.
     """
     return BoundedRetry(
         total=3,
@@ -78,11 +84,11 @@ def delivery_retry() -> BoundedRetry:
         # rather than piling up attempts on a slow receiver.
         read=0,
         status=3,
-        backoff_factor=1.0,
-        backoff_jitter=1.0,
+        backoff_factor=backoff,
+        backoff_jitter=backoff,
         backoff_max=MAX_RETRY_AFTER,
         status_forcelist=(408, 429, 500, 502, 503, 504),
-        allowed_methods=frozenset({"POST"}),
+        allowed_methods=frozenset({"POST", "GET"}),
         respect_retry_after_header=True,
         raise_on_status=False,
         raise_on_redirect=False,

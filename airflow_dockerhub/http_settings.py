@@ -50,3 +50,14 @@ def parse_verify(value: Any, setting: str) -> bool | str:
             return False
         return value.strip()
     raise ValueError(f"{setting} must be true, false or the path of a CA bundle, got {value!r}")
+
+
+def http_backoff() -> float:
+    """
+    Read the first retry wait, in seconds, from the Airflow configuration (``[dockerhub] http_backoff_seconds``).
+
+    Tests shorten it; the default of one second doubles to 2 and 4 seconds over three retries.
+    """
+    from airflow.configuration import conf
+
+    return conf.getfloat("dockerhub", "http_backoff_seconds", fallback=1.0)

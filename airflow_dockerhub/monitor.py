@@ -394,20 +394,29 @@ def apply_results(
     :param now: the current moment (aware).
     :param max_age: the window within which builds are looked at.
     :return: how many alerts reached a target for the first time, how many old entries were dropped,
-        and the deliveries that did not succeed.
+        and the deliveries that did not succeed; those a target refused for good carry ``refused`` (the
+        status) and are recorded as handled, so they are not sent again.
     """
-    done = {(r["event_id"], r.get("target")) for r in results if r and r.get("event_id")}
+    results = [r for r in results if r and r.get("event_id")]
+    done = {(r["event_id"], r.get("target")) for r in results}
+    refusals = {(r["event_id"], r.get("target")): r.get("status_code") for r in results if r.get("refused")}
     added = 0
     undelivered = []
     for delivery in plan.deliveries:
         target = delivery["target"]
-        if (delivery["event_id"], target) not in done:
+        key = (delivery["event_id"], target)
+        if key not in done:
             undelivered.append(delivery)
             continue
+        if key in refusals:
+            # Noted as handled, so it is not sent again, and reported once by the caller.
+            undelivered.append({**delivery, "refused": refusals[key]})
         for notice_id in delivery["notice_ids"]:
             notice = plan.notices.get(notice_id, {})
             if notice.get("type") == "alert":
                 added += record.mark_delivered(plan.alerts[notice["alert_id"]], target, now)
+                if key in refusals:
+                    record.entries[notice["alert_id"]].setdefault("refused", {})[target] = refusals[key]
             elif notice.get("type") == "resolved":
                 for alert_id in notice.get("alert_ids") or [notice["alert_id"]]:
                     record.mark_resolved(alert_id, now)

@@ -20,6 +20,7 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__DOCKERHUB__DELIVERY_RETRIES"] = "0"
+os.environ["AIRFLOW__DOCKERHUB__HTTP_BACKOFF_SECONDS"] = "0.05"
 for name in list(os.environ):
     if name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_")):
         del os.environ[name]

@@ -279,7 +279,12 @@ def create_build_monitor_dag(
             )
 
             answered = {r["retry_id"] for r in rebuilds if r}
-            problems = [f"not delivered: {d['label']} ({d['event']})" for d in undelivered]
+            problems = [
+                f"refused for good ({d['refused']}), not sent again: {d['label']} ({d['event']})"
+                if d.get("refused")
+                else f"not delivered: {d['label']} ({d['event']})"
+                for d in undelivered
+            ]
             problems += [
                 f"rebuild not requested: {r['repository']}:{r['tag']}"
                 for r in cycle.rebuilds

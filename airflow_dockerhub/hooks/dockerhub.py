@@ -26,7 +26,7 @@ from airflow_dockerhub.exceptions import (
 )
 from airflow_dockerhub.get_provider_info import CONNECTION_FORM
 from airflow_dockerhub.http_retry import docker_hub_retry
-from airflow_dockerhub.http_settings import parse_timeout, parse_verify
+from airflow_dockerhub.http_settings import http_backoff, parse_timeout, parse_verify
 from airflow_dockerhub.settings import DOCKERHUB_CONN_ID
 from airflow_dockerhub.targets import redact_url
 from airflow_dockerhub.version import USER_AGENT
@@ -118,7 +118,7 @@ class DockerHubHook(BaseHook):
     def session(self) -> requests.Session:
         session = requests.Session()
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        adapter = HTTPAdapter(max_retries=docker_hub_retry())
+        adapter = HTTPAdapter(max_retries=docker_hub_retry(http_backoff()))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         extra = self.connection.extra_dejson

@@ -14,7 +14,7 @@ from requests.adapters import HTTPAdapter
 
 from airflow_dockerhub.exceptions import WebhookDeliveryError
 from airflow_dockerhub.http_retry import delivery_retry
-from airflow_dockerhub.http_settings import parse_timeout, parse_verify
+from airflow_dockerhub.http_settings import http_backoff, parse_timeout, parse_verify
 from airflow_dockerhub.settings import NOTIFY_CONN_ID
 from airflow_dockerhub.signing import SIGNATURE_HEADER, signature
 from airflow_dockerhub.targets import TargetSettings, WebhookTarget, parse_notification_url
@@ -82,7 +82,7 @@ class WebhookHook(BaseHook):
         extra = self.connection.extra_dejson
         session = requests.Session()
         session.headers.update({"User-Agent": USER_AGENT})
-        adapter = HTTPAdapter(max_retries=delivery_retry())
+        adapter = HTTPAdapter(max_retries=delivery_retry(http_backoff()))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.verify = parse_verify(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_dockerhub.exceptions import WebhookDeliveryError
 from airflow_dockerhub.hooks.webhook import WebhookHook
 from airflow_dockerhub.settings import NOTIFY_CONN_ID
 
@@ -26,8 +27,9 @@ class DockerHubWebhookOperator(BaseOperator):
     ``build.building_too_long``, ``build.resolved``, ``build.reminder``, ``build.test`` or
     ``build.grouped``), ``payload`` (the JSON body, already in the target's format), and optionally
     ``target`` (the connection to send to, instead of ``webhook_conn_id``) and ``test``; other keys
-    describe the alert for people and are ignored here. A receiver answering anything but 2xx fails the
-    task, and the alert stays undelivered.
+    describe the alert for people and are ignored here. A receiver answering 5xx, 408 or 429, or not at
+    all, fails the task and the alert stays undelivered, to be sent again; any other 4xx is a refusal
+    that another attempt cannot change, returned with ``"refused": true`` so it is reported once.
 
     .. code-block:: python
 
@@ -57,14 +59,32 @@ class DockerHubWebhookOperator(BaseOperator):
         if missing:
             raise ValueError(f"The alert handed to {self.task_id} lacks {', '.join(missing)}")
 
-        status = self.hook.deliver(
-            self.alert["payload"],
-            self.alert["event"],
-            self.alert["event_id"],
-            test=bool(self.alert.get("test")),
-        )
+        try:
+            status = self.hook.deliver(
+                self.alert["payload"],
+                self.alert["event"],
+                self.alert["event_id"],
+                test=bool(self.alert.get("test")),
+            )
+        except WebhookDeliveryError as error:
+            if not _refused_for_good(error.status_code):
+                raise
+            # Sending it again would get the same answer: the record notes the refusal, and the run
+            # reports it once, instead of failing every cycle from now on.
+            self.log.error("Refused for good, not sent again: %s", error)
+            return {
+                "event_id": self.alert["event_id"],
+                "target": self.hook.webhook_conn_id,
+                "status_code": error.status_code,
+                "refused": True,
+            }
         return {
             "event_id": self.alert["event_id"],
             "target": self.hook.webhook_conn_id,
             "status_code": status,
         }
+
+
+def _refused_for_good(status_code: int | None) -> bool:
+    """Tell whether an answer is a refusal that another attempt cannot change: a 4xx but 408 and 429."""
+    return status_code is not None and 400 <= status_code < 500 and status_code not in (408, 429)

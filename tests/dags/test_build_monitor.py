@@ -167,14 +167,15 @@ def test_a_new_failure_of_the_same_tag_alerts_again(services, summarize):
 
 def test_an_undelivered_alert_is_sent_on_a_later_run_exactly_once(services, demo_problems, summarize):
     _, receiver = services
-    # 404 is not retried within the run, so every delivery of this run fails.
-    receiver.fail_next(len(demo_problems), status=404)
+    # More 503s than every delivery's retries can use up: the whole run fails to deliver.
+    receiver.fail_next(1000, status=503)
 
     failed_run = run_monitor()
 
     assert failed_run.state == "failed"
     assert receiver.received == []
     assert _stored_record() == {}
+    receiver.clear()
 
     assert run_monitor().state == "success"
     assert summarize(receiver.received) == demo_problems
@@ -351,3 +352,20 @@ def test_a_healthy_cycle_calls_the_heartbeat_and_an_unhealthy_one_does_not(servi
         hub_state.fail_next(20, 500, path_prefix="/v2/repositories/demo/worker/buildhistory")
         assert run_monitor().state == "failed"
         assert len(beats.received) == 1
+
+
+def test_a_refusal_for_good_is_reported_once_and_not_sent_again(services, demo_problems):
+    _, receiver = services
+    receiver.fail_next(1, status=410)
+
+    first = run_monitor()
+
+    assert first.state == "failed", "the refusal is reported"
+    assert len(receiver.received) == len(demo_problems) - 1
+    refused = [e for e in _stored_record().values() if e.get("refused")]
+    assert [e["refused"] for e in refused] == [{"dockerhub_notify": 410}]
+    receiver.clear()
+
+    second = run_monitor()
+    assert second.state == "success", "reported once"
+    assert receiver.received == []

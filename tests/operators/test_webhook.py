@@ -38,9 +38,20 @@ def test_operator_delivers_the_alert_and_returns_only_its_id_target_and_status(r
 
 
 def test_operator_fails_on_a_refused_delivery(receiver):
-    receiver.fail_next(1, status=410)
-    with pytest.raises(WebhookDeliveryError, match="410"):
+    receiver.fail_next(1000, status=500)
+    with pytest.raises(WebhookDeliveryError, match="500"):
         DockerHubWebhookOperator(task_id="deliver", alert=ALERT).execute({})
+
+
+def test_a_refusal_for_good_is_returned_not_raised(receiver):
+    receiver.fail_next(1, status=410)
+    result = DockerHubWebhookOperator(task_id="deliver", alert=ALERT).execute({})
+    assert result == {
+        "event_id": ALERT["event_id"],
+        "target": "dockerhub_notify",
+        "status_code": 410,
+        "refused": True,
+    }
 
 
 def test_operator_names_what_an_alert_lacks(receiver):
