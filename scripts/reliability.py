@@ -78,7 +78,8 @@ def _scenarios(hub, receiver):
         ),
         (
             "Docker Hub 500 on one history for a whole cycle",
-            lambda: hub.fail_next(20, 500, path_prefix="/v2/repositories/demo/api/buildhistory"),
+            # The first read and its three retries: the history is unreadable for this one cycle.
+            lambda: hub.fail_next(4, 500, path_prefix="/v2/repositories/demo/api/buildhistory"),
         ),
         (
             "Docker Hub answers HTML with 200",
@@ -96,8 +97,9 @@ def _scenarios(hub, receiver):
             ),
         ),
         ("receiver 503 twice", lambda: receiver.fail_next(2, 503)),
-        ("receiver 404 for a whole cycle", lambda: receiver.fail_next(50, 404)),
-        ("receiver 500 past every retry", lambda: receiver.fail_next(50, 500)),
+        # Four answers are a delivery's first attempt and its three retries: this cycle's new alert fails.
+        ("receiver 408 past every retry", lambda: receiver.fail_next(4, 408)),
+        ("receiver 500 past every retry", lambda: receiver.fail_next(4, 500)),
         ("receiver 429", lambda: receiver.fail_next(1, 429)),
     ]
 
