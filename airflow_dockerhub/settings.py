@@ -106,6 +106,21 @@ def parse_non_negative_number(value: Any, setting: str, default: float) -> float
     return _parse_number(value, setting, default, allow_zero=True)
 
 
+def parse_count(value: Any, setting: str, default: int) -> int:
+    """
+    Read a whole number of zero or more, where zero means "off", or fall back to a default.
+
+    :param value: the raw value.
+    :param setting: where the value came from, named in the error.
+    :param default: the value used when nothing is set.
+    :raise ValueError: when the value is not a whole number of zero or more.
+    """
+    number = _parse_number(value, setting, default, allow_zero=True)
+    if number != int(number):
+        raise ValueError(f"{setting} must be a whole number, got {value!r}")
+    return int(number)
+
+
 def _parse_number(value: Any, setting: str, default: float, allow_zero: bool) -> float:
     if value is None or (isinstance(value, str) and not value.strip()):
         return default

@@ -40,3 +40,13 @@ def test_timeout_and_verify_settings():
     assert parse_verify("false", "v") is False
     assert parse_verify(False, "v") is False
     assert parse_verify("/etc/ssl/corp.pem", "v") == "/etc/ssl/corp.pem"
+
+
+def test_counts_are_whole_numbers_and_zero_means_off():
+    from airflow_dockerhub.settings import parse_count
+
+    assert parse_count(None, "v", 1) == 1
+    assert parse_count("0", "v", 1) == 0
+    assert parse_count("3", "v", 1) == 3
+    with pytest.raises(ValueError, match="the dockerhub_retry_limit variable must be a whole number"):
+        parse_count("0.5", "the dockerhub_retry_limit variable", 1)

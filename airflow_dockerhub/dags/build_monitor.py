@@ -324,6 +324,7 @@ def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID)
         DEFAULT_INCIDENT_THRESHOLD,
         MonitorSettings,
         parse_conn_ids,
+        parse_count,
         parse_namespaces,
         parse_non_negative_number,
         parse_positive_number,
@@ -349,12 +350,12 @@ def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID)
         targets=parse_conn_ids(*setting(None, NOTIFY_TARGETS_VARIABLE), default_target),
         reminder_hours=parse_non_negative_number(*setting(None, REMINDER_INTERVAL_VARIABLE), 0),
         retry_policy=RetryPolicy(
-            limit=int(parse_non_negative_number(*setting(None, RETRY_LIMIT_VARIABLE), 1)),
+            limit=parse_count(*setting(None, RETRY_LIMIT_VARIABLE), 1),
             window_hours=parse_positive_number(*setting(None, RETRY_WINDOW_VARIABLE), 24),
             confirm_minutes=parse_positive_number(*setting(None, RETRY_CONFIRM_VARIABLE), 30),
         ),
-        incident_threshold=int(
-            parse_non_negative_number(*setting(None, INCIDENT_THRESHOLD_VARIABLE), DEFAULT_INCIDENT_THRESHOLD)
+        incident_threshold=parse_count(
+            *setting(None, INCIDENT_THRESHOLD_VARIABLE), DEFAULT_INCIDENT_THRESHOLD
         ),
     )
 
