@@ -65,3 +65,29 @@ def test_persistent_5xx_ends_as_an_error_of_that_read(hub):
     with pytest.raises(DockerHubError, match="500"):
         DockerHubHook().get_build_history("acme", "app")
     assert len([p for _, p in hub.requests if p.endswith("/buildhistory/")]) == 4
+
+
+@pytest.mark.parametrize(
+    ("remaining", "reset_in", "wait"),
+    [("100", 50, 0.0), ("2", 5, 5.0), ("0", 500, MAX_RETRY_AFTER), ("1", -3, 0.0), ("", 5, 0.0)],
+)
+def test_the_rate_limit_budget_is_spread_instead_of_running_into_a_429(remaining, reset_in, wait):
+    from airflow_dockerhub.http_retry import rate_limit_pause
+
+    headers = {"X-RateLimit-Remaining": remaining, "X-RateLimit-Reset": str(NOW + reset_in)}
+    assert rate_limit_pause(headers, NOW) == pytest.approx(wait)
+
+
+def test_the_hook_waits_when_docker_hub_says_the_window_is_used_up(hub):
+    reset = int(time.time()) + 2
+    listing = json.dumps({"count": 0, "next": None, "previous": None, "results": []})
+    hub.fail_next(
+        1,
+        200,
+        path_prefix="/v2/repositories/acme/",
+        headers={"X-RateLimit-Limit": "180", "X-RateLimit-Remaining": "1", "X-RateLimit-Reset": str(reset)},
+        body=listing,
+    )
+    started = time.monotonic()
+    list(DockerHubHook().list_repositories("acme"))
+    assert time.monotonic() - started >= 0.9

@@ -25,7 +25,7 @@ from airflow_dockerhub.exceptions import (
     DockerHubNotFoundError,
 )
 from airflow_dockerhub.get_provider_info import CONNECTION_FORM
-from airflow_dockerhub.http_retry import docker_hub_retry
+from airflow_dockerhub.http_retry import docker_hub_retry, rate_limit_pause
 from airflow_dockerhub.http_settings import http_backoff, parse_timeout, parse_verify
 from airflow_dockerhub.settings import DOCKERHUB_CONN_ID
 from airflow_dockerhub.targets import redact_url
@@ -362,6 +362,10 @@ class DockerHubHook(BaseHook):
             self._token = None
             response = self._send(method, url, **kwargs)
         self._raise_for_status(response, url)
+        pause = rate_limit_pause(response.headers, time.time())
+        if pause:
+            self.log.info("Docker Hub's rate limit is nearly used up; waiting %.1f s", pause)
+            time.sleep(pause)
         return response
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
