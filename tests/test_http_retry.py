@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import datetime, timezone
 
@@ -91,3 +92,18 @@ def test_the_hook_waits_when_docker_hub_says_the_window_is_used_up(hub):
     started = time.monotonic()
     list(DockerHubHook().list_repositories("acme"))
     assert time.monotonic() - started >= 0.9
+
+
+def test_a_read_timeout_is_retried_and_faults_can_be_switched_on_over_http(monkeypatch, hub):
+    import requests
+
+    url = json.loads(os.environ["AIRFLOW_CONN_DOCKERHUB_DEFAULT"])["host"]
+    fault = {"count": 1, "status": 200, "path_prefix": "/v2/repositories/acme/", "delay": 1.5}
+    assert requests.post(f"{url}/_emulator/faults", json=fault, timeout=5).status_code == 200
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DOCKERHUB_DEFAULT",
+        json.dumps({"conn_type": "dockerhub", "host": url, "extra": {"timeout": [2, 0.5]}}),
+    )
+
+    assert [repo["name"] for repo in DockerHubHook().list_repositories("acme")] == ["app"]
+    assert len([p for _, p in hub.requests if p.startswith("/v2/repositories/acme")]) == 2

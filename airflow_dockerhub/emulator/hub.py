@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -78,7 +79,9 @@ def create_hub_app(state: HubState) -> FastAPI:
         state.record_request(request.method, path)
         fault = state.take_fault(path)
         if fault is not None:
-            status, headers, body = fault
+            status, headers, body, delay = fault
+            if delay:
+                await asyncio.sleep(delay)
             return PlainTextResponse(body, status_code=status, headers=headers, media_type="application/json")
         authorization = request.headers.get("authorization")
         if authorization and path not in AUTH_PATHS:
@@ -218,6 +221,16 @@ def _register_admin(app: FastAPI, state: HubState) -> None:
     @app.get(f"{ADMIN_PREFIX}/requests")
     async def admin_requests() -> list[dict[str, str]]:
         return [{"method": method, "path": path} for method, path in list(state.requests)]
+
+    @app.post(f"{ADMIN_PREFIX}/faults")
+    async def admin_add_faults(request: Request) -> dict[str, Any]:
+        # The same faults as HubState.fail_next, for a demo or test driving the emulator from outside.
+        arguments = await _json_object(request)
+        try:
+            state.fail_next(**arguments)
+        except (TypeError, ValueError) as error:
+            raise HubError(400, {"detail": str(error)}) from None
+        return {"queued": arguments.get("count")}
 
     @app.post(f"{ADMIN_PREFIX}/namespaces/{{namespace}}/repositories/{{name}}/builds")
     async def admin_add_build(namespace: str, name: str, request: Request) -> dict[str, Any]:

@@ -179,7 +179,7 @@ class HubState:
         self.max_page_size = 100
         self.requests: list[tuple[str, str]] = []
         self.triggers: list[dict[str, Any]] = []
-        self._faults: list[tuple[str, int, dict[str, str], str]] = []
+        self._faults: list[tuple[str, int, dict[str, str], str, float]] = []
 
     @property
     def now(self) -> datetime:
@@ -448,6 +448,7 @@ class HubState:
         path_prefix: str = "/",
         headers: dict[str, str] | None = None,
         body: str = '{"error": "Our service is temporarily unavailable. We\'ll be back soon!"}',
+        delay: float = 0.0,
     ) -> None:
         """
         Answer the next ``count`` API requests under ``path_prefix`` with a fault instead of the real answer.
@@ -457,17 +458,18 @@ class HubState:
         :param path_prefix: only requests whose path starts with this fail.
         :param headers: extra response headers, such as ``Retry-After``.
         :param body: the response body, sent as it is.
+        :param delay: seconds to wait before answering, to make clients time out.
         """
         with self._lock:
-            self._faults.extend([(path_prefix, status, dict(headers or {}), body)] * count)
+            self._faults.extend([(path_prefix, status, dict(headers or {}), body, float(delay))] * count)
 
-    def take_fault(self, path: str) -> tuple[int, dict[str, str], str] | None:
+    def take_fault(self, path: str) -> tuple[int, dict[str, str], str, float] | None:
         """Return the fault the next request to ``path`` must get, if one is pending, and use it up."""
         with self._lock:
-            for index, (prefix, status, headers, body) in enumerate(self._faults):
+            for index, (prefix, status, headers, body, delay) in enumerate(self._faults):
                 if path.startswith(prefix):
                     del self._faults[index]
-                    return status, headers, body
+                    return status, headers, body, delay
         return None
 
     def record_request(self, method: str, path: str) -> None:
