@@ -53,19 +53,8 @@ def docker_hub_retry(backoff: float = 1.0) -> BoundedRetry:
 
     :param backoff: the first wait in seconds; each retry doubles it, plus up to as much jitter.
     """
-    return BoundedRetry(
-        total=4,
-        connect=3,
-        read=2,
-        status=3,
-        backoff_factor=backoff,
-        backoff_jitter=backoff,
-        backoff_max=MAX_RETRY_AFTER,
-        status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=frozenset({"GET", "HEAD"}),
-        respect_retry_after_header=True,
-        raise_on_status=False,
-        raise_on_redirect=False,
+    return _bounded(
+        backoff, total=4, read=2, statuses=(429, 500, 502, 503, 504), methods=frozenset({"GET", "HEAD"})
     )
 
 
@@ -74,23 +63,31 @@ def delivery_retry(backoff: float = 1.0) -> BoundedRetry:
     Retry webhook deliveries on connection errors, 408, 429 and 5xx, with backoff.
 
     POST is retried because every attempt carries the same event id header, so a receiver that got
-    the first attempt can drop the others.
+    the first attempt can drop the others. A read timeout is not retried: the receiver may have the
+    webhook already, and the next run sends it again rather than piling attempts on a slow receiver.
 
     :param backoff: the first wait in seconds; each retry doubles it, plus up to as much jitter.
     """
+    return _bounded(
+        backoff, total=3, read=0, statuses=(408, 429, 500, 502, 503, 504), methods=frozenset({"POST", "GET"})
+    )
+
+
+def _bounded(
+    backoff: float, total: int, read: int, statuses: tuple[int, ...], methods: frozenset[str]
+) -> BoundedRetry:
     return BoundedRetry(
-        total=3,
+        total=total,
         connect=3,
-        # A read timeout means the receiver may have the webhook already; the next run sends it again
-        # rather than piling up attempts on a slow receiver.
-        read=0,
+        read=read,
         status=3,
         backoff_factor=backoff,
         backoff_jitter=backoff,
         backoff_max=MAX_RETRY_AFTER,
-        status_forcelist=(408, 429, 500, 502, 503, 504),
-        allowed_methods=frozenset({"POST", "GET"}),
+        status_forcelist=statuses,
+        allowed_methods=methods,
         respect_retry_after_header=True,
+        # The caller reads the last answer and reports it; an exception would hide its status.
         raise_on_status=False,
         raise_on_redirect=False,
     )

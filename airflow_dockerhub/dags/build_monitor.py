@@ -149,11 +149,11 @@ def create_build_monitor_dag(
             now = pendulum.now("UTC")
             log = logging.getLogger(__name__)
 
+            record = load_record()
             if params.get("test_alert_repository"):
                 plan = plan_test_alert(params["test_alert_repository"], now, run_id or "manual", targets)
                 log.info("Sending a test alert for %s", params["test_alert_repository"])
             else:
-                record = load_record()
                 plan = plan_cycle(
                     Snapshot.from_xcom(snapshot), record, now, settings, targets, _read_triggers()
                 )
