@@ -7,11 +7,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_dockerhub.builds import BuildState
 from airflow_dockerhub.notices import REMINDER_EVENT, RESOLVED_STATUS, RETRY_EVENTS, Notice
 from airflow_dockerhub.payloads import build_url, webhook_payload
+
+if TYPE_CHECKING:
+    from airflow_dockerhub.health import HealthNotice
 
 #: Chat services cut or refuse long messages; these keep every message well inside their limits.
 MAX_TEXT = 3000
@@ -91,6 +94,50 @@ def render(
     if group_from and len(notices) >= group_from:
         return [chat.grouped(notices, now)]
     return [chat.single(notice, now) for notice in notices]
+
+
+def render_health(message_format: MessageFormat, notice: HealthNotice) -> Message:
+    """
+    Write a notice about the monitor itself in a target's format.
+
+    The ``dockerhub`` format has no Docker Hub original to follow here, so it sends a ``monitor``
+    object: ``event``, ``status`` (``Unreadable``, ``CredentialsRejected`` or ``Recovered``), the
+    ``namespace`` or ``docker_id`` concerned, ``since``, ``cycles``, ``error`` and a ``message`` for
+    people. Chat formats send the message as text.
+
+    :param message_format: the target's format.
+    :param notice: the notice.
+    """
+    if message_format is MessageFormat.DOCKERHUB:
+        if notice.recovered:
+            status = "Recovered"
+        else:
+            status = "CredentialsRejected" if notice.kind == "credentials" else "Unreadable"
+        subject = "docker_id" if notice.kind == "credentials" else "namespace"
+        body: dict[str, Any] = {
+            "monitor": {
+                "event": notice.event,
+                "status": status,
+                subject: notice.subject,
+                "since": notice.since,
+                "cycles": notice.cycles,
+                "error": notice.error,
+                "message": notice.summary,
+            }
+        }
+    else:
+        chat = _SlackWriter() if message_format is MessageFormat.SLACK else _RocketChatWriter()
+        headline = "Docker Hub monitor recovered" if notice.recovered else "Docker Hub monitor problem"
+        body = {
+            "text": headline,
+            "attachments": [
+                {
+                    "color": RESOLVED_COLOR if notice.recovered else COLORS["Failed"],
+                    "text": _clip(chat.escape(notice.summary), MAX_TEXT),
+                }
+            ],
+        }
+    return Message(notice.notice_id, notice.event, body, (notice.notice_id,))
 
 
 def duration_text(seconds: float) -> str:

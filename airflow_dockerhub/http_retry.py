@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from urllib3.util.retry import Retry
 
@@ -40,22 +42,71 @@ def retry_after_seconds(value: str, now: float, cap: float = MAX_RETRY_AFTER) ->
     return min(max(number, 0.0), cap)
 
 
+class RetryBudget:
+    """
+    Retries one cycle may spend in all, over all its requests.
+
+    Each request is retried a few times; when Docker Hub is down, that times hundreds of repositories
+    would keep a cycle busy far past the next one. Once the budget is spent, requests fail at their
+    first fault and the cycle reports what it could not read.
+
+    :param limit: how many retries the cycle may spend.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self._lock = threading.Lock()
+
+    def spend(self) -> bool:
+        """Take one retry from the budget; tell whether there was one left."""
+        with self._lock:
+            if self.spent >= self.limit:
+                return False
+            self.spent += 1
+            return True
+
+
 class BoundedRetry(Retry):
-    """A urllib3 ``Retry`` whose ``Retry-After`` waits are read in every form and never exceed a cap."""
+    """
+    A urllib3 ``Retry`` whose ``Retry-After`` waits are read in every form and never exceed a cap.
+
+    :param budget: retries shared with other requests, or ``None`` for no shared bound.
+    """
+
+    def __init__(self, *args: Any, budget: RetryBudget | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget = budget
+
+    def new(self, **kwargs: Any) -> BoundedRetry:
+        retry = super().new(**kwargs)
+        retry.budget = self.budget
+        return retry
+
+    def increment(self, *args: Any, **kwargs: Any) -> Retry:
+        # Raises when this request's own retries are spent, before any of the cycle's is taken.
+        retry = super().increment(*args, **kwargs)
+        if self.budget is not None and not self.budget.spend():
+            # No retry left in this cycle: this attempt was the last one.
+            return Retry.increment(self.new(total=0), *args, **kwargs)
+        return retry
 
     def parse_retry_after(self, retry_after: str) -> float:
         return retry_after_seconds(retry_after, time.time())
 
 
-def docker_hub_retry(backoff: float = 1.0) -> BoundedRetry:
+def docker_hub_retry(backoff: float = 1.0, budget: RetryBudget | None = None) -> BoundedRetry:
     """
     Retry reads from Docker Hub on connection errors, timeouts, 429 and 5xx, a few times, with backoff.
 
     :param backoff: the first wait in seconds; each retry doubles it, plus up to as much jitter.
+    :param budget: retries shared by all requests of one cycle.
     """
-    return _bounded(
+    retry = _bounded(
         backoff, total=4, read=2, statuses=(429, 500, 502, 503, 504), methods=frozenset({"GET", "HEAD"})
     )
+    retry.budget = budget
+    return retry
 
 
 def delivery_retry(backoff: float = 1.0) -> BoundedRetry:

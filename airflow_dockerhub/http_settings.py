@@ -61,3 +61,25 @@ def http_backoff() -> float:
     from airflow.configuration import conf
 
     return conf.getfloat("dockerhub", "http_backoff_seconds", fallback=1.0)
+
+
+#: Retries one cycle may spend on Docker Hub reads: a few bad minutes, not an outage, fit in it.
+DEFAULT_RETRIES_PER_CYCLE = 30
+
+
+def retries_per_cycle() -> int:
+    """
+    Read how many retries one cycle may spend on Docker Hub reads (``[dockerhub] retries_per_cycle``).
+
+    :raise ValueError: naming the option, when it is not a whole number of zero or more.
+    """
+    from airflow.configuration import conf
+
+    raw = conf.get("dockerhub", "retries_per_cycle", fallback=str(DEFAULT_RETRIES_PER_CYCLE))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"[dockerhub] retries_per_cycle must be a whole number of zero or more, got {raw!r}")
+    return value

@@ -114,7 +114,11 @@ class AlertRecord:
         :param status_code: Docker Hub's answer.
         :param refused: whether the answer refused the request for good.
         """
-        self._entry(alert)["retry"] = {
+        entry = self._entry(alert)
+        if (entry.get("retry") or {}).get("requested_at") == requested_at.isoformat():
+            # Already noted: the same results applied again (a rerun) must not reset what followed.
+            return
+        entry["retry"] = {
             "requested_at": requested_at.isoformat(),
             "status_code": status_code,
             "outcome": "refused" if refused else None,
@@ -149,12 +153,21 @@ class AlertRecord:
         if entry is not None:
             entry.setdefault("resolved", {})[target] = at.isoformat()
 
-    def mark_reminded(self, event_id: str, target: str, at: datetime) -> None:
-        """Note that a target received one more reminder of an alert."""
+    def mark_reminded(self, event_id: str, target: str, at: datetime, number: int | None = None) -> None:
+        """
+        Note that a target received a reminder of an alert.
+
+        :param number: which reminder it was; noting the same one twice changes nothing. ``None``
+            counts one more.
+        """
         entry = self.entries.get(event_id)
-        if entry is not None:
-            previous = entry.setdefault("reminders", {}).get(target, {})
-            entry["reminders"][target] = {"count": previous.get("count", 0) + 1, "at": at.isoformat()}
+        if entry is None:
+            return
+        previous = entry.setdefault("reminders", {}).get(target, {})
+        count = previous.get("count", 0)
+        if number is not None and number <= count:
+            return
+        entry["reminders"][target] = {"count": number or count + 1, "at": at.isoformat()}
 
     def last_contact(self, event_id: str, target: str) -> tuple[int, datetime | None]:
         """Return how many reminders a target got for an alert, and when it last heard of it."""

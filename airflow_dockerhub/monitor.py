@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 from airflow_dockerhub.alerts import Alert, AlertKind, due_alerts, latest_per_tag
 from airflow_dockerhub.builds import Build, BuildState, parse_timestamp
 from airflow_dockerhub.exceptions import DockerHubError, DockerHubLoginError
-from airflow_dockerhub.formats import Message, render
+from airflow_dockerhub.formats import Message, render, render_health
 from airflow_dockerhub.notices import REMINDER_EVENT, RESOLVED_EVENT, RETRY_EVENTS, Notice
 from airflow_dockerhub.retries import rebuilds_due, retry_outcomes
 
 if TYPE_CHECKING:
     from airflow_dockerhub.build_triggers import BuildTrigger
+    from airflow_dockerhub.health import HealthNotice, MonitorHealth
     from airflow_dockerhub.hooks.dockerhub import DockerHubHook
     from airflow_dockerhub.ledger import AlertRecord
     from airflow_dockerhub.settings import MonitorSettings
@@ -37,6 +38,12 @@ class Snapshot:
     :param skipped_not_automated: repositories without automated builds.
     :param skipped_no_history: automated repositories with no history in either source.
     :param errors: what could not be read, one line each.
+    :param unreadable: namespaces that could not be read at all, with the error: the listing failed,
+        or every automated repository's history did.
+    :param readable: namespaces that were read.
+    :param login_rejected: when Docker Hub rejected the connection's login (or it is blocked after
+        a rejection), ``docker_id`` and ``reason``; nothing was read then.
+    :param login_worked: whether Docker Hub was read with accepted credentials, or anonymously.
     """
 
     builds: list[Build] = field(default_factory=list)
@@ -45,6 +52,10 @@ class Snapshot:
     skipped_not_automated: int = 0
     skipped_no_history: int = 0
     errors: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    readable: list[str] = field(default_factory=list)
+    login_rejected: dict[str, str] | None = None
+    login_worked: bool = False
 
     def to_xcom(self) -> dict[str, Any]:
         """Turn the snapshot into plain JSON values; builds keep their raw fields and their source."""
@@ -63,6 +74,10 @@ class Snapshot:
             "skipped_not_automated": self.skipped_not_automated,
             "skipped_no_history": self.skipped_no_history,
             "errors": list(self.errors),
+            "unreadable": dict(self.unreadable),
+            "readable": list(self.readable),
+            "login_rejected": self.login_rejected,
+            "login_worked": self.login_worked,
         }
 
     @classmethod
@@ -79,6 +94,10 @@ class Snapshot:
             skipped_not_automated=value.get("skipped_not_automated", 0),
             skipped_no_history=value.get("skipped_no_history", 0),
             errors=list(value.get("errors", [])),
+            unreadable=dict(value.get("unreadable") or {}),
+            readable=list(value.get("readable") or []),
+            login_rejected=value.get("login_rejected"),
+            login_worked=bool(value.get("login_worked")),
         )
 
 
@@ -102,12 +121,20 @@ def fetch_snapshot(hook: DockerHubHook, namespaces: Iterable[str]) -> Snapshot:
         except DockerHubError as error:
             log.error("Cannot list the repositories of %s: %s", namespace, error)
             snapshot.errors.append(f"{namespace}: {error}")
+            snapshot.unreadable[namespace] = f"cannot list its repositories: {error}"
             continue
 
         snapshot.repositories_seen += len(repositories)
+        errors_before, polled_before = len(snapshot.errors), snapshot.repositories_polled
         for repository in repositories:
             _read_repository(hook, namespace, repository, snapshot)
+        failed = len(snapshot.errors) - errors_before
+        if failed and snapshot.repositories_polled == polled_before:
+            snapshot.unreadable[namespace] = f"no build history could be read ({failed} repositories failed)"
+        else:
+            snapshot.readable.append(namespace)
     snapshot.builds = latest_per_tag(snapshot.builds)
+    snapshot.login_worked = True
     return snapshot
 
 
@@ -191,6 +218,8 @@ class CyclePlan:
     :param rebuilds: failed builds to rebuild now, as :func:`~airflow_dockerhub.retries.rebuilds_due`
         lists them.
     :param retry_outcomes: alert id to what became of its rebuild request, settled this cycle.
+    :param health: the monitor's own problems after this cycle, as
+        :class:`~airflow_dockerhub.health.MonitorHealth` stores them; ``None`` leaves them alone.
     """
 
     deliveries: list[dict[str, Any]] = field(default_factory=list)
@@ -200,6 +229,27 @@ class CyclePlan:
     already_delivered: int = 0
     rebuilds: list[dict[str, Any]] = field(default_factory=list)
     retry_outcomes: dict[str, str] = field(default_factory=dict)
+    health: dict[str, dict[str, Any]] | None = None
+
+    def add_health_messages(self, target: str, notices: Sequence[HealthNotice], message_format) -> None:
+        for notice in notices:
+            self.notices[notice.notice_id] = {
+                "type": "health",
+                "problem": notice.problem,
+                "recovered": notice.recovered,
+            }
+            message = render_health(message_format, notice)
+            self.deliveries.append(
+                {
+                    "event_id": message.message_id,
+                    "event": message.event,
+                    "payload": message.body,
+                    "target": target,
+                    "notice_ids": list(message.notice_ids),
+                    "test": False,
+                    "label": f"{target}: {notice.subject} {notice.event.removeprefix('monitor.')}",
+                }
+            )
 
     def add_messages(self, target: str, notices: Sequence[Notice], messages: Sequence[Message]) -> None:
         kinds = {RESOLVED_EVENT: "resolved", REMINDER_EVENT: "reminder"}
@@ -210,6 +260,7 @@ class CyclePlan:
                 "type": kind,
                 "alert_id": notice.alert_id,
                 "alert_ids": list(notice.alert_ids),
+                "number": notice.number,
             }
         for message in messages:
             self.deliveries.append(
@@ -239,6 +290,7 @@ def plan_cycle(
     settings: MonitorSettings,
     targets: Sequence[TargetSettings],
     triggers: Mapping[str, BuildTrigger] | None = None,
+    health: MonitorHealth | None = None,
 ) -> CyclePlan:
     """
     Decide everything one cycle does: alerts each target lacks, resolved notices, reminders, rebuilds.
@@ -253,8 +305,20 @@ def plan_cycle(
     :param settings: thresholds, reminder interval, incident threshold and rebuild policy.
     :param targets: where notices go and how each wants them.
     :param triggers: repositories to their remote build triggers; none means no rebuilds.
+    :param health: the monitor's own problems so far; updated in place with what this snapshot
+        shows, and told to targets that have not heard of them. ``None`` skips this.
     """
     plan = CyclePlan()
+    if health is not None:
+        rejected = snapshot.login_rejected
+        health.observe(
+            now,
+            snapshot.unreadable,
+            snapshot.readable,
+            (rejected["docker_id"], rejected["reason"]) if rejected else None,
+            snapshot.login_worked,
+        )
+        plan.health = health.to_stored()
     due = due_alerts(snapshot.builds, now, settings.thresholds)
     plan.alerts = {alert.event_id: alert_summary(alert) for alert in due}
     newest = {(build.repo_name, build.tag): build for build in latest_per_tag(snapshot.builds)}
@@ -297,6 +361,12 @@ def plan_cycle(
         ]
         messages = render(target.message_format, notices, now, settings.incident_threshold)
         plan.add_messages(target.conn_id, notices, messages)
+        if health is not None:
+            plan.add_health_messages(
+                target.conn_id,
+                health.notices(target.conn_id, settings.unreadable_cycles, target.send_resolved),
+                target.message_format,
+            )
     return plan
 
 
@@ -373,6 +443,43 @@ def plan_test_alert(
     return plan
 
 
+def delivered_before(
+    record: AlertRecord, health: MonitorHealth, delivery: Mapping[str, Any], notices: Mapping[str, Any]
+) -> bool:
+    """
+    Tell whether the record says a message's target already has everything the message carries.
+
+    A delivery cleared in the UI, or a run planned before another run delivered the same notices,
+    must not send them again.
+
+    :param record: the alert record as stored now.
+    :param health: the monitor's own problems as stored now.
+    :param delivery: one delivery of a :class:`CyclePlan`.
+    :param notices: the plan's notices, by id.
+    """
+    target = delivery["target"]
+    told = []
+    for notice_id in delivery.get("notice_ids") or []:
+        notice = notices.get(notice_id) or {}
+        kind, alert_id = notice.get("type"), notice.get("alert_id")
+        entry = record.entries.get(alert_id or "", {})
+        if kind == "alert":
+            told.append(record.was_delivered(alert_id, target))
+        elif kind == "resolved":
+            ids = notice.get("alert_ids") or [alert_id]
+            told.append(all(target in record.entries.get(i, {}).get("resolved", {}) for i in ids))
+        elif kind == "reminder":
+            count = entry.get("reminders", {}).get(target, {}).get("count", 0)
+            told.append(bool(notice.get("number")) and count >= notice["number"])
+        elif kind == "retry":
+            told.append(target in (entry.get("retry") or {}).get("notified", {}))
+        elif kind == "health":
+            told.append(health.was_told(notice["problem"], target, notice["recovered"]))
+        else:
+            told.append(False)
+    return bool(told) and all(told)
+
+
 def apply_results(
     record: AlertRecord,
     plan: CyclePlan,
@@ -380,6 +487,7 @@ def apply_results(
     now: datetime,
     max_age: timedelta,
     rebuild_results: Iterable[Mapping[str, Any] | None] = (),
+    health: MonitorHealth | None = None,
 ) -> tuple[int, int, list[dict[str, Any]]]:
     """
     Write what was delivered and requested into the record, and forget entries too old to matter.
@@ -393,6 +501,7 @@ def apply_results(
         for a new build like a 2xx does.
     :param now: the current moment (aware).
     :param max_age: the window within which builds are looked at.
+    :param health: the monitor's own problems, to note which targets were told; ``None`` skips them.
     :return: how many alerts reached a target for the first time, how many old entries were dropped,
         and the deliveries that did not succeed; those a target refused for good carry ``refused`` (the
         status) and are recorded as handled, so they are not sent again.
@@ -422,9 +531,11 @@ def apply_results(
                     record.mark_resolved(alert_id, now)
                     record.mark_resolved_delivered(alert_id, target, now)
             elif notice.get("type") == "reminder":
-                record.mark_reminded(notice["alert_id"], target, now)
+                record.mark_reminded(notice["alert_id"], target, now, notice.get("number") or None)
             elif notice.get("type") == "retry":
                 record.mark_retry_notified(notice["alert_id"], target, now)
+            elif notice.get("type") == "health" and health is not None:
+                health.mark_told(notice["problem"], target, notice["recovered"], now)
     for event_id in plan.resolved:
         record.mark_resolved(event_id, now)
     for event_id, outcome in plan.retry_outcomes.items():

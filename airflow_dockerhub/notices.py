@@ -31,6 +31,7 @@ class Notice:
     :param test: a synthetic notice sent to check the delivery path.
     :param related: every alert the notice is about, when there are several (a resolved notice
         covers all alerts of its tag); empty means just ``alert_id``.
+    :param number: for a reminder, which one it is (1 for the first).
     """
 
     event: str
@@ -40,6 +41,7 @@ class Notice:
     alert_id: str
     test: bool = False
     related: tuple[str, ...] = ()
+    number: int = 0
 
     @property
     def alert_ids(self) -> tuple[str, ...]:
@@ -78,6 +80,7 @@ class Notice:
             build=alert.build,
             notice_id=_derived_id(alert.event_id, f"reminder-{number}"),
             alert_id=alert.event_id,
+            number=number,
         )
 
     @classmethod

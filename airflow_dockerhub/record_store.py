@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 
 from airflow.sdk import Variable
 
+from airflow_dockerhub.health import MonitorHealth
 from airflow_dockerhub.ledger import AlertRecord
-from airflow_dockerhub.settings import ALERT_RECORD_VARIABLE
+from airflow_dockerhub.settings import ALERT_RECORD_VARIABLE, HEALTH_VARIABLE
 
 DESCRIPTION = "Alerts delivered by the Docker Hub build monitor; delete to start over."
+HEALTH_DESCRIPTION = "Namespaces the Docker Hub build monitor cannot read, rejected logins, and who was told."
+
+#: How many times a change is written again when another writer's save keeps replacing it.
+SAVE_ATTEMPTS = 5
+
+log = logging.getLogger(__name__)
 
 
 def load_record() -> AlertRecord:
@@ -36,3 +45,53 @@ def fingerprint(record: AlertRecord) -> str:
 def save_record(record: AlertRecord) -> None:
     """Store the alert record."""
     Variable.set(ALERT_RECORD_VARIABLE, record.to_stored(), description=DESCRIPTION, serialize_json=True)
+
+
+def update_record(change: Callable[[AlertRecord], object], attempts: int = SAVE_ATTEMPTS) -> AlertRecord:
+    """
+    Apply a change to the stored record so that it stays applied when another task saves meanwhile.
+
+    A variable offers a task no transaction to hold, and the monitor, the build notifier and a run
+    cleared in the UI may all write the record. So the change must be idempotent (applying it to a
+    record that already has it changes nothing): after each save the record is read back and the
+    change applied again; when that changes something, another writer's save replaced this one, and
+    the merged record is saved again. Nothing is written when the change is already there.
+
+    :param change: marks to add to a record, in place.
+    :param attempts: how many saves to try before giving up.
+    :return: the record as last read, with the change applied.
+    :raise RuntimeError: naming the variable, when other writers kept replacing the change.
+    """
+    for attempt in range(attempts + 1):
+        record = load_record()
+        before = fingerprint(record)
+        change(record)
+        if fingerprint(record) == before:
+            return record
+        if attempt == attempts:
+            break
+        if attempt:
+            log.warning("Another task saved %s at the same time; saving again", ALERT_RECORD_VARIABLE)
+        save_record(record)
+    raise RuntimeError(
+        f"Other tasks kept replacing the {ALERT_RECORD_VARIABLE} variable; {attempts} saves did not stick"
+    )
+
+
+def load_health() -> MonitorHealth:
+    """
+    Read the monitor's own problems, or start with none when none are stored.
+
+    :raise ValueError: naming the variable, when its value cannot be read.
+    """
+    raw = Variable.get(HEALTH_VARIABLE, default=None)
+    try:
+        stored = json.loads(raw) if isinstance(raw, str) and raw.strip() else raw
+    except ValueError:
+        raise ValueError(f"The {HEALTH_VARIABLE} variable is not JSON; delete it to start over") from None
+    return MonitorHealth.from_stored(stored, f"The {HEALTH_VARIABLE} variable")
+
+
+def save_health(health: MonitorHealth) -> None:
+    """Store the monitor's own problems; only the monitor's record step writes them."""
+    Variable.set(HEALTH_VARIABLE, health.to_stored(), description=HEALTH_DESCRIPTION, serialize_json=True)

@@ -23,6 +23,9 @@ LOGIN_BLOCK_VARIABLE = "dockerhub_login_block"
 RETRY_LIMIT_VARIABLE = "dockerhub_retry_limit"
 RETRY_WINDOW_VARIABLE = "dockerhub_retry_window_hours"
 RETRY_CONFIRM_VARIABLE = "dockerhub_retry_confirm_minutes"
+UNREADABLE_CYCLES_VARIABLE = "dockerhub_unreadable_alert_cycles"
+#: Written by the monitor: namespaces it cannot read and rejected credentials, and who was told.
+HEALTH_VARIABLE = "dockerhub_monitor_health"
 
 #: How many notices to one chat target in one cycle become a single grouped message, and how many
 #: failing repositories in one cycle look like a Docker Hub incident, during which rebuilds pause.
@@ -50,6 +53,8 @@ class MonitorSettings:
     :param retry_policy: how failed builds are rebuilt.
     :param incident_threshold: how many notices to one chat target make one grouped message, and how
         many failing repositories pause rebuilds; 0 turns both off.
+    :param unreadable_cycles: after how many unreadable cycles in a row a namespace is alerted;
+        0 never alerts.
     """
 
     namespaces: tuple[str, ...]
@@ -58,6 +63,7 @@ class MonitorSettings:
     reminder_hours: float = 0
     incident_threshold: int = DEFAULT_INCIDENT_THRESHOLD
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    unreadable_cycles: int = 3
 
 
 def parse_namespaces(value: Any, setting: str) -> tuple[str, ...]:

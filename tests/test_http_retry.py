@@ -107,3 +107,26 @@ def test_a_read_timeout_is_retried_and_faults_can_be_switched_on_over_http(monke
 
     assert [repo["name"] for repo in DockerHubHook().list_repositories("acme")] == ["app"]
     assert len([p for _, p in hub.requests if p.startswith("/v2/repositories/acme")]) == 2
+
+
+def test_a_cycle_spends_no_more_retries_than_its_budget(monkeypatch, hub):
+    for name in ("one", "two", "three"):
+        hub.add_repository("acme", name)
+    hub.fail_next(100, 503, path_prefix="/v2/repositories/acme/")
+    monkeypatch.setenv("AIRFLOW__DOCKERHUB__RETRIES_PER_CYCLE", "5")
+    hook = DockerHubHook()
+
+    for name in ("app", "one", "two", "three"):
+        with pytest.raises(DockerHubError, match="503"):
+            hook.get_build_history("acme", name)
+
+    history_reads = [p for _, p in hub.requests if p.endswith("/buildhistory/")]
+    # Four first attempts, and five retries in all instead of three per read.
+    assert len(history_reads) == 4 + 5
+    assert hook.retry_budget.spent == 5
+
+
+def test_a_retries_per_cycle_setting_that_is_not_a_count_names_the_option(monkeypatch, hub):
+    monkeypatch.setenv("AIRFLOW__DOCKERHUB__RETRIES_PER_CYCLE", "lots")
+    with pytest.raises(ValueError, match=r"\[dockerhub\] retries_per_cycle"):
+        DockerHubHook().get_build_history("acme", "app")

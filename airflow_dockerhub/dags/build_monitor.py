@@ -26,6 +26,7 @@ from airflow_dockerhub.settings import (
     RETRY_CONFIRM_VARIABLE,
     RETRY_LIMIT_VARIABLE,
     RETRY_WINDOW_VARIABLE,
+    UNREADABLE_CYCLES_VARIABLE,
 )
 
 DAG_ID = "dockerhub_build_monitor"
@@ -101,7 +102,7 @@ def create_build_monitor_dag(
         },
     ) as dag:
         # The snapshot and the alerts are long; the steps log their own summaries instead.
-        @task(show_return_value_in_logs=False)
+        @task(show_return_value_in_logs=False, multiple_outputs=False)
         def fetch_build_history(params: dict[str, Any] | None = None) -> dict[str, Any]:
             """Read the newest builds of every automated repository."""
             import logging
@@ -141,7 +142,6 @@ def create_build_monitor_dag(
 
             from airflow_dockerhub.hooks.webhook import WebhookHook
             from airflow_dockerhub.monitor import CyclePlan, Snapshot, plan_cycle, plan_test_alert
-            from airflow_dockerhub.record_store import load_record
 
             params = params or {}
             settings = _read_settings(params, webhook_conn_id)
@@ -149,13 +149,13 @@ def create_build_monitor_dag(
             now = pendulum.now("UTC")
             log = logging.getLogger(__name__)
 
-            record = load_record()
+            record, health = _recover_previous_run(ti, now, settings)
             if params.get("test_alert_repository"):
                 plan = plan_test_alert(params["test_alert_repository"], now, run_id or "manual", targets)
                 log.info("Sending a test alert for %s", params["test_alert_repository"])
             else:
                 plan = plan_cycle(
-                    Snapshot.from_xcom(snapshot), record, now, settings, targets, _read_triggers()
+                    Snapshot.from_xcom(snapshot), record, now, settings, targets, _read_triggers(), health
                 )
                 log.info(
                     "%s alerts due, %s delivered to every target before; %s messages to send, %s rebuilds",
@@ -200,7 +200,7 @@ def create_build_monitor_dag(
             """Hand the planned rebuilds to the rebuild requests, one each."""
             return ti.xcom_pull(task_ids="evaluate", key="plan")["rebuilds"]
 
-        @task(map_index_template="{{ rebuild_label }}")
+        @task(map_index_template="{{ rebuild_label }}", multiple_outputs=False)
         def request_rebuild(rebuild: dict[str, Any]) -> dict[str, Any]:
             """Ask Docker Hub to rebuild one failed tag; whether it did is read in later cycles."""
             import logging
@@ -236,7 +236,13 @@ def create_build_monitor_dag(
                 "requested_at": requested_at.isoformat(),
             }
 
-        @task(trigger_rule=TriggerRule.ALL_DONE)
+        # Retried when the worker dies or the record cannot be saved; "work left undone" is final.
+        @task(
+            trigger_rule=TriggerRule.ALL_DONE,
+            retries=2,
+            retry_delay=timedelta(seconds=10),
+            multiple_outputs=False,
+        )
         def record_deliveries(
             deliveries: list[dict[str, Any]],
             snapshot: dict[str, Any],
@@ -249,8 +255,9 @@ def create_build_monitor_dag(
             import pendulum
             from airflow.sdk.exceptions import AirflowFailException
 
+            from airflow_dockerhub.health import MonitorHealth
             from airflow_dockerhub.monitor import CyclePlan, apply_results
-            from airflow_dockerhub.record_store import fingerprint, load_record, save_record
+            from airflow_dockerhub.record_store import load_record, save_health, update_record
 
             if deliveries is None:
                 # This step runs even when an earlier one failed, so that delivered alerts are always
@@ -260,20 +267,31 @@ def create_build_monitor_dag(
             settings = _read_settings(params or {}, webhook_conn_id)
             results = ti.xcom_pull(task_ids=["deliver_alert"]) if cycle.deliveries else []
             rebuilds = ti.xcom_pull(task_ids=["request_rebuild"]) if cycle.rebuilds else []
-            ledger = load_record()
-            before = fingerprint(ledger)
-            added, _, undelivered = apply_results(
-                ledger,
-                cycle,
-                results,
-                pendulum.now("UTC"),
-                timedelta(hours=settings.thresholds.max_age_hours),
-                rebuilds,
-            )
+            now = pendulum.now("UTC")
+            health = MonitorHealth.from_stored(cycle.health, "the plan") if cycle.health is not None else None
+            outcome: dict[str, Any] = {}
+
+            def note_results(ledger) -> None:
+                outcome["applied"] = apply_results(
+                    ledger,
+                    cycle,
+                    results,
+                    now,
+                    timedelta(hours=settings.thresholds.max_age_hours),
+                    rebuilds,
+                    health,
+                )
+
             # A dry run or a test alert leaves the record as it was, pruning included.
-            unchanged = (params or {}).get("dry_run") or (params or {}).get("test_alert_repository")
-            if not unchanged and fingerprint(ledger) != before:
-                save_record(ledger)
+            if (params or {}).get("dry_run") or (params or {}).get("test_alert_repository"):
+                note_results(load_record())
+            else:
+                update_record(note_results)
+                if health is not None:
+                    save_health(health)
+            # Tells the next run that this one's deliveries are in the record (see _recover_previous_run).
+            ti.xcom_push(key="record_saved", value=True)
+            added, _, undelivered = outcome["applied"]
             logging.getLogger(__name__).info(
                 "Recorded %s newly delivered alerts; %s messages not delivered", added, len(undelivered)
             )
@@ -291,6 +309,8 @@ def create_build_monitor_dag(
                 if r["retry_id"] not in answered
             ]
             problems += [f"not read: {error}" for error in snapshot.get("errors", [])]
+            if snapshot.get("login_rejected"):
+                problems.append(f"nothing read: {snapshot['login_rejected']['reason']}")
             if problems:
                 raise AirflowFailException(
                     "This cycle left work undone; the next run tries again:\n" + "\n".join(problems)
@@ -300,7 +320,7 @@ def create_build_monitor_dag(
 
         snapshot = fetch_build_history()
         deliveries = evaluate(snapshot)
-        deliver = DockerHubWebhookOperator.partial(
+        deliver = RecordedWebhookOperator.partial(
             task_id="deliver_alert",
             webhook_conn_id=webhook_conn_id,
             retries=delivery_retries,
@@ -319,6 +339,7 @@ def create_build_monitor_dag(
 
 def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID):
     from airflow_dockerhub.alerts import Thresholds
+    from airflow_dockerhub.health import DEFAULT_UNREADABLE_CYCLES
     from airflow_dockerhub.retries import RetryPolicy
     from airflow_dockerhub.settings import (
         DEFAULT_INCIDENT_THRESHOLD,
@@ -357,17 +378,21 @@ def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID)
         incident_threshold=parse_count(
             *setting(None, INCIDENT_THRESHOLD_VARIABLE), DEFAULT_INCIDENT_THRESHOLD
         ),
+        unreadable_cycles=parse_count(*setting(None, UNREADABLE_CYCLES_VARIABLE), DEFAULT_UNREADABLE_CYCLES),
     )
 
 
 def _fetch_guarding_the_login(hook, namespaces):
     """Fetch, unless these credentials were rejected lately; a rejection blocks them for a while."""
+    import logging
+
     import pendulum
-    from airflow.sdk.exceptions import AirflowFailException
 
     from airflow_dockerhub.exceptions import DockerHubLoginError
     from airflow_dockerhub.login_guard import block, blocked_message
-    from airflow_dockerhub.monitor import fetch_snapshot
+    from airflow_dockerhub.monitor import Snapshot, fetch_snapshot
+
+    log = logging.getLogger(__name__)
 
     login, secret = hook.connection.login, hook.connection.password
     now = pendulum.now("UTC")
@@ -375,14 +400,16 @@ def _fetch_guarding_the_login(hook, namespaces):
         stored = Variable.get(LOGIN_BLOCK_VARIABLE, default=None, deserialize_json=True)
         message = blocked_message(stored, login, secret, now, LOGIN_BLOCK_VARIABLE)
         if message:
-            raise AirflowFailException(message)
+            log.error("%s", message)
+            return Snapshot(login_rejected={"docker_id": login, "reason": message})
     try:
         return fetch_snapshot(hook, namespaces)
     except DockerHubLoginError as error:
         Variable.set(LOGIN_BLOCK_VARIABLE, block(login, secret, now, str(error)), serialize_json=True)
-        raise AirflowFailException(
-            f"{error}. No login is tried again for an hour, or until the connection's credentials change."
-        ) from None
+        reason = f"{error}. No login is tried again for an hour, or until the connection's credentials change"
+        log.error("%s", reason)
+        # Nothing is read, and the run fails at its end; the targets are told once, by evaluation.
+        return Snapshot(login_rejected={"docker_id": login or "", "reason": reason})
 
 
 def _heartbeat() -> None:
@@ -419,3 +446,69 @@ def _read_triggers():
     for trigger in table.values():
         mask_secret(trigger.url)
     return table
+
+
+class RecordedWebhookOperator(DockerHubWebhookOperator):
+    """
+    Deliver one of the monitor's messages, unless the record says its target already has it.
+
+    A delivery cleared in the UI after its run was recorded, or planned by a run that overlapped
+    another which delivered the same notices, would otherwise send them a second time.
+    """
+
+    def execute(self, context):
+        from airflow_dockerhub.monitor import delivered_before
+        from airflow_dockerhub.record_store import load_health, load_record
+
+        plan = context["ti"].xcom_pull(task_ids="evaluate", key="plan") or {}
+        if delivered_before(load_record(), load_health(), self.alert, plan.get("notices") or {}):
+            self.log.info("Not sent: the alert record says %s has it already", self.hook.webhook_conn_id)
+            return {
+                "event_id": self.alert["event_id"],
+                "target": self.hook.webhook_conn_id,
+                "status_code": None,
+            }
+        return super().execute(context)
+
+
+def _recover_previous_run(ti, now, settings):
+    """
+    Load the record and the monitor's health, with what the previous run delivered added.
+
+    When a worker dies after a delivery was answered but before the record step saved it, and the
+    record step's retries are spent too, the answer still sits in that run's XCom: it is applied
+    here, so nothing that run delivered is sent twice. A previous run that did record is left alone,
+    so that deleting the record still starts over.
+    """
+    import logging
+
+    from airflow_dockerhub.health import MonitorHealth
+    from airflow_dockerhub.monitor import CyclePlan, apply_results
+    from airflow_dockerhub.record_store import load_health, load_record, update_record
+
+    log = logging.getLogger(__name__)
+
+    health = load_health()
+    previous = ti.get_previous_dagrun() if ti is not None else None
+    recorded = previous and ti.xcom_pull(
+        task_ids="record_deliveries", key="record_saved", run_id=previous.run_id
+    )
+    rest = ti.xcom_pull(task_ids="evaluate", key="plan", run_id=previous.run_id) if previous else None
+    deliveries = ti.xcom_pull(task_ids="evaluate", run_id=previous.run_id) if rest else None
+    if recorded or not rest or deliveries is None:
+        return load_record(), health
+    log.warning("The previous run %s did not record its deliveries; recording them now", previous.run_id)
+
+    cycle = CyclePlan(deliveries=deliveries, **rest)
+    results = ti.xcom_pull(task_ids=["deliver_alert"], run_id=previous.run_id) if cycle.deliveries else []
+    rebuilds = ti.xcom_pull(task_ids=["request_rebuild"], run_id=previous.run_id) if cycle.rebuilds else []
+    before = (
+        MonitorHealth.from_stored(cycle.health, "the previous plan") if cycle.health is not None else None
+    )
+    max_age = timedelta(hours=settings.thresholds.max_age_hours)
+    record = update_record(lambda r: apply_results(r, cycle, results, now, max_age, rebuilds, before))
+    if before is None:
+        return record, health
+    # The previous plan's view is at least as new as the stored one; marks stored since are kept.
+    before.add_marks(health)
+    return record, before

@@ -25,8 +25,8 @@ from airflow_dockerhub.exceptions import (
     DockerHubNotFoundError,
 )
 from airflow_dockerhub.get_provider_info import CONNECTION_FORM
-from airflow_dockerhub.http_retry import docker_hub_retry, rate_limit_pause
-from airflow_dockerhub.http_settings import http_backoff, parse_timeout, parse_verify
+from airflow_dockerhub.http_retry import RetryBudget, docker_hub_retry, rate_limit_pause
+from airflow_dockerhub.http_settings import http_backoff, parse_timeout, parse_verify, retries_per_cycle
 from airflow_dockerhub.settings import DOCKERHUB_CONN_ID
 from airflow_dockerhub.targets import redact_url
 from airflow_dockerhub.version import USER_AGENT
@@ -110,6 +110,11 @@ class DockerHubHook(BaseHook):
             extra.get("timeout"), f"the 'timeout' extra of connection {self.dockerhub_conn_id}"
         )
 
+    @cached_property
+    def retry_budget(self) -> RetryBudget:
+        """Retries all requests of this hook may spend together; one hook reads one cycle."""
+        return RetryBudget(retries_per_cycle())
+
     def get_conn(self) -> requests.Session:
         """Return the hook's one HTTP session, created on first use."""
         return self.session
@@ -118,7 +123,7 @@ class DockerHubHook(BaseHook):
     def session(self) -> requests.Session:
         session = requests.Session()
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        adapter = HTTPAdapter(max_retries=docker_hub_retry(http_backoff()))
+        adapter = HTTPAdapter(max_retries=docker_hub_retry(http_backoff(), self.retry_budget))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         extra = self.connection.extra_dejson

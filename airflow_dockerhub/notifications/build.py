@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -100,7 +100,7 @@ def notify_build_outcome(
     :raise Exception: the first target's failure, after recording what the others got.
     """
     from airflow_dockerhub.hooks.dockerhub import DockerHubHook
-    from airflow_dockerhub.record_store import load_record, save_record
+    from airflow_dockerhub.record_store import load_record, update_record
 
     namespace, _, name = repository.partition("/")
     if not namespace or not name:
@@ -112,15 +112,18 @@ def notify_build_outcome(
         return 0
 
     record = load_record()
-    sent, failure = 0, None
+    marks: list[Callable[[AlertRecord], object]] = []
+    failure = None
     for conn_id in targets:
         # One target's trouble must not cost the others their record of what they already got.
         try:
-            sent += _tell(conn_id, build, record, now, resolve)
+            marks += _tell(conn_id, build, record, now, resolve)
         except Exception as error:  # noqa: BLE001 - raised again once the record is saved
             log.error("Could not notify %s about %s:%s: %s", conn_id, repository, tag, error)
             failure = failure or error
-    save_record(record)
+    # The monitor may save the record meanwhile; the marks are merged into what it saved.
+    update_record(lambda stored: [mark(stored) for mark in marks])
+    sent = len(marks)
     if failure is not None:
         raise failure
     if not sent:
@@ -128,8 +131,10 @@ def notify_build_outcome(
     return sent
 
 
-def _tell(conn_id: str, build: Build, record: AlertRecord, now: datetime, resolve: bool) -> int:
-    """Send one target what it has not been told about the build, and note it in the record."""
+def _tell(
+    conn_id: str, build: Build, record: AlertRecord, now: datetime, resolve: bool
+) -> list[Callable[[AlertRecord], object]]:
+    """Send one target what it has not been told about the build; return how to note it in a record."""
     from airflow_dockerhub.formats import render
     from airflow_dockerhub.hooks.webhook import WebhookHook
     from airflow_dockerhub.monitor import alert_summary, resolved_notices
@@ -139,14 +144,14 @@ def _tell(conn_id: str, build: Build, record: AlertRecord, now: datetime, resolv
     if build.state in ALERT_FOR_STATE:
         alert = Alert(ALERT_FOR_STATE[build.state], build)
         if record.was_delivered(alert.event_id, conn_id):
-            return 0
+            return []
         for message in render(settings.message_format, [Notice.for_alert(alert)], now):
             hook.deliver(message.body, message.event, message.message_id)
-        record.mark_delivered(alert_summary(alert), conn_id, now)
-        return 1
+        summary = alert_summary(alert)
+        return [lambda stored: stored.mark_delivered(summary, conn_id, now)]
 
     if not (resolve and settings.send_resolved and build.state is BuildState.SUCCESS):
-        return 0
+        return []
     successes = {
         event_id: build
         for event_id, entry in record.entries.items()
@@ -155,11 +160,13 @@ def _tell(conn_id: str, build: Build, record: AlertRecord, now: datetime, resolv
     notices = resolved_notices(successes, record, conn_id)
     for message in render(settings.message_format, notices, now):
         hook.deliver(message.body, message.event, message.message_id)
-    for notice in notices:
-        for alert_id in notice.alert_ids:
-            record.mark_resolved(alert_id, now)
-            record.mark_resolved_delivered(alert_id, conn_id, now)
-    return len(notices)
+
+    def note_resolved(stored: AlertRecord, alert_ids: tuple[str, ...]) -> None:
+        for alert_id in alert_ids:
+            stored.mark_resolved(alert_id, now)
+            stored.mark_resolved_delivered(alert_id, conn_id, now)
+
+    return [lambda stored, ids=notice.alert_ids: note_resolved(stored, ids) for notice in notices]
 
 
 def _too_old(build: Build, now: datetime) -> bool:

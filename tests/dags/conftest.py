@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+
+from airflow_dockerhub.emulator import (
+    DEMO_SECRET,
+    DEMO_USER,
+    ReceiverState,
+    create_hub_app,
+    create_receiver_app,
+    demo_state,
+    serve_in_thread,
+)
+from tests.dags.monitor_runs import reset_record
 
 #: One webhook per problem build of the demo namespace, keyed by repository, tag and status.
 DEMO_PROBLEMS = frozenset(
@@ -39,3 +52,30 @@ def webhook_key(webhook):
 def summarize():
     """Return a function that reduces received webhooks to (repository, tag, status) triples."""
     return lambda webhooks: {webhook_key(webhook) for webhook in webhooks}
+
+
+@pytest.fixture
+def services(monkeypatch, airflow_db):
+    """Serve the demo Docker Hub and a receiver, and point the monitor's connections at them."""
+    hub_state = demo_state()
+    receiver_state = ReceiverState("receiver", "r3ceiver-pw")
+    with (
+        serve_in_thread(create_hub_app(hub_state)) as hub,
+        serve_in_thread(create_receiver_app(receiver_state)) as rcv,
+    ):
+        notify_url = (
+            rcv.url.replace("http://", "http://receiver:r3ceiver-pw@") + "/hooks/dockerhub?token=q-t0ken"
+        )
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DOCKERHUB_DEFAULT",
+            json.dumps(
+                {"conn_type": "dockerhub", "host": hub.url, "login": DEMO_USER, "password": DEMO_SECRET}
+            ),
+        )
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DOCKERHUB_NOTIFY", json.dumps({"conn_type": "http", "host": notify_url})
+        )
+        monkeypatch.setenv("AIRFLOW_VAR_DOCKERHUB_NAMESPACES", "demo")
+        reset_record()
+        yield hub_state, receiver_state
+        reset_record()

@@ -4,87 +4,19 @@ import json
 import os
 import time
 
-import pytest
-
 from airflow_dockerhub.emulator import (
     DEMO_SECRET,
     DEMO_TRIGGER_TOKENS,
     DEMO_USER,
     ReceiverState,
-    create_hub_app,
     create_receiver_app,
-    demo_state,
     serve_in_thread,
 )
-from airflow_dockerhub.settings import ALERT_RECORD_VARIABLE, LOGIN_BLOCK_VARIABLE
-
-DAG_ID = "dockerhub_build_monitor"
-
-
-@pytest.fixture
-def services(monkeypatch, airflow_db):
-    hub_state = demo_state()
-    receiver_state = ReceiverState("receiver", "r3ceiver-pw")
-    with (
-        serve_in_thread(create_hub_app(hub_state)) as hub,
-        serve_in_thread(create_receiver_app(receiver_state)) as rcv,
-    ):
-        notify_url = (
-            rcv.url.replace("http://", "http://receiver:r3ceiver-pw@") + "/hooks/dockerhub?token=q-t0ken"
-        )
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_DOCKERHUB_DEFAULT",
-            json.dumps(
-                {"conn_type": "dockerhub", "host": hub.url, "login": DEMO_USER, "password": DEMO_SECRET}
-            ),
-        )
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_DOCKERHUB_NOTIFY", json.dumps({"conn_type": "http", "host": notify_url})
-        )
-        monkeypatch.setenv("AIRFLOW_VAR_DOCKERHUB_NAMESPACES", "demo")
-        _reset_record()
-        yield hub_state, receiver_state
-        _reset_record()
-
-
-def _reset_record():
-    from airflow.models import Variable
-
-    Variable.delete(ALERT_RECORD_VARIABLE)
-    Variable.delete(LOGIN_BLOCK_VARIABLE)
-
-
-def _stored_record():
-    from airflow.models import Variable
-
-    return json.loads(Variable.get(ALERT_RECORD_VARIABLE, default_var="{}"))
-
-
-def _database_text():
-    """Dump every row of the metadata database, to look for secrets that must not be stored."""
-    from airflow import settings
-    from sqlalchemy import inspect, text
-
-    rows = []
-    with settings.engine.connect() as connection:
-        for table in inspect(connection).get_table_names():
-            rows.extend(repr(row) for row in connection.execute(text(f'SELECT * FROM "{table}"')))
-    return "\n".join(rows)
-
-
-def run_monitor(**conf):
-    return _load_dag().test(run_conf=conf or None)
-
-
-def _load_dag():
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow before 3.2 keeps it among the models
-        from airflow.models.dagbag import DagBag
-
-    bag = DagBag()
-    assert bag.import_errors == {}
-    return bag.dags[DAG_ID]
+from tests.dags.monitor_runs import (
+    database_text,
+    run_monitor,
+    stored_record,
+)
 
 
 def test_first_run_sends_one_webhook_per_problem_build_and_a_second_run_sends_nothing(
@@ -133,7 +65,7 @@ def test_first_run_sends_one_webhook_per_problem_build_and_a_second_run_sends_no
     assert body["build_history"] == failed_build
     assert api["headers"]["x-dockerhub-event"] == "build.failed"
 
-    record = _stored_record()
+    record = stored_record()
     assert {entry["repository"] for entry in record.values()} == {repo for repo, _, _ in demo_problems}
 
     receiver.clear()
@@ -146,7 +78,7 @@ def test_receiver_credentials_reach_no_log_xcom_or_rendered_field(services, capl
     run_monitor()
     assert receiver.received
 
-    stored = _database_text()
+    stored = database_text()
     assert "deliver_alert" in stored and "event_id" in stored
     for secret in ("r3ceiver-pw", "q-t0ken"):
         assert secret not in stored
@@ -174,7 +106,7 @@ def test_an_undelivered_alert_is_sent_on_a_later_run_exactly_once(services, demo
 
     assert failed_run.state == "failed"
     assert receiver.received == []
-    assert _stored_record() == {}
+    assert stored_record() == {}
     receiver.clear()
 
     assert run_monitor().state == "success"
@@ -190,7 +122,9 @@ def test_params_override_thresholds_and_namespaces(services, summarize):
     assert ("demo/fresh-build", "latest", "Building") in statuses
 
 
-def test_rejected_credentials_fail_the_fetch_and_nothing_is_recorded(services, monkeypatch):
+def test_rejected_credentials_are_told_once_and_fail_every_run_until_they_change(
+    services, monkeypatch, demo_problems, summarize
+):
     hub_state, receiver = services
     hub_url = json.loads(os.environ["AIRFLOW_CONN_DOCKERHUB_DEFAULT"])["host"]
     monkeypatch.setenv(
@@ -204,22 +138,29 @@ def test_rejected_credentials_fail_the_fetch_and_nothing_is_recorded(services, m
 
     assert run.state == "failed"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert states["fetch_build_history"] == "failed"
     assert states["record_deliveries"] == "failed"
-    assert receiver.received == []
+    [told] = receiver.received
+    assert told["headers"]["x-dockerhub-event"] == "monitor.credentials_rejected"
+    monitor = told["body"]["monitor"]
+    assert monitor["status"] == "CredentialsRejected" and monitor["docker_id"] == DEMO_USER
+    assert "stale-token" not in json.dumps(told)
     assert len([path for _, path in hub_state.requests if path.startswith("/v2/auth")]) == 1
+    assert stored_record() == {}
 
     again = run_monitor()
     assert again.state == "failed"
+    assert len(receiver.received) == 1, "the targets are told once"
     assert len([path for _, path in hub_state.requests if path.startswith("/v2/auth")]) == 1, (
         "a rejected login is not tried again with the same credentials"
     )
+    receiver.clear()
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_DOCKERHUB_DEFAULT",
         json.dumps({"conn_type": "dockerhub", "host": hub_url, "login": DEMO_USER, "password": DEMO_SECRET}),
     )
     assert run_monitor().state == "success", "new credentials lift the block at once"
+    assert summarize(receiver.received) == demo_problems
 
 
 def test_test_alert_param_reaches_every_target_marked_as_a_test(services, monkeypatch):
@@ -239,7 +180,7 @@ def test_test_alert_param_reaches_every_target_marked_as_a_test(services, monkey
     assert hook["body"]["repository"]["status"] == "Failed"
     chat = next(w for w in receiver.received if "attachments" in w["body"])
     assert chat["body"]["text"].startswith("[TEST] Docker Hub build failed: test/my-image:latest")
-    assert _stored_record() == {}
+    assert stored_record() == {}
 
 
 def test_dry_run_sends_and_records_nothing(services):
@@ -247,7 +188,7 @@ def test_dry_run_sends_and_records_nothing(services):
     run = run_monitor(dry_run=True)
     assert run.state == "success"
     assert receiver.received == []
-    assert _stored_record() == {}
+    assert stored_record() == {}
 
 
 def test_chat_target_gets_a_resolved_notice_after_a_later_success(services, monkeypatch, summarize):
@@ -297,7 +238,7 @@ def _rebuild_cycles(hub_state, receiver, hub_url, rcv_url, silent_trigger, monke
     assert len(hub_state.triggers) == 1
     assert [w["body"] for w in silent_trigger.received] == [{"docker_tag": "latest"}]
     assert len(receiver.received) == 7
-    record = _stored_record()
+    record = stored_record()
     retried = {e["repository"]: e["retry"] for e in record.values() if "retry" in e}
     assert set(retried) == {"demo/api", "demo/worker", "demo/modern-app"}
     assert (
@@ -313,7 +254,7 @@ def _rebuild_cycles(hub_state, receiver, hub_url, rcv_url, silent_trigger, monke
         (w["body"]["repository"]["repo_name"], w["headers"]["x-dockerhub-event"]) for w in receiver.received
     )
     assert events == [("demo/modern-app", "build.retry_refused"), ("demo/worker", "build.retry_not_honored")]
-    retried = {e["repository"]: e["retry"] for e in _stored_record().values() if "retry" in e}
+    retried = {e["repository"]: e["retry"] for e in stored_record().values() if "retry" in e}
     assert retried["demo/api"]["outcome"] == "honored"
     assert retried["demo/worker"]["outcome"] == "not_honored"
     assert len(hub_state.triggers) == 1, "no second rebuild: the limit is one per tag"
@@ -335,7 +276,7 @@ def test_trigger_urls_reach_no_log_or_stored_row(services, monkeypatch, caplog):
     run_monitor()
     assert len(hub_state.triggers) == 1
     assert token not in caplog.text
-    assert token not in _database_text()
+    assert token not in database_text()
 
 
 def test_a_healthy_cycle_calls_the_heartbeat_and_an_unhealthy_one_does_not(services, monkeypatch):
@@ -362,7 +303,7 @@ def test_a_refusal_for_good_is_reported_once_and_not_sent_again(services, demo_p
 
     assert first.state == "failed", "the refusal is reported"
     assert len(receiver.received) == len(demo_problems) - 1
-    refused = [e for e in _stored_record().values() if e.get("refused")]
+    refused = [e for e in stored_record().values() if e.get("refused")]
     assert [e["refused"] for e in refused] == [{"dockerhub_notify": 410}]
     receiver.clear()
 
