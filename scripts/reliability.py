@@ -2,10 +2,12 @@
 Drive whole monitor cycles through faults and count what was lost, sent twice or leaked.
 
 Run it with ``scripts/reliability``. Each scenario injects a new failed build into the emulated Docker
-Hub, switches on a fault of Docker Hub or of the receiver, runs one monitor cycle with ``dag.test()``,
-then runs a clean cycle to let the monitor recover, as the next five-minute run would. At the end every
-problem build must have reached the receiver exactly once, and no secret may appear in the captured
-output.
+Hub, switches on a fault of Docker Hub, of the receiver or of Airflow itself (a record step that never
+ran, a run rerun from the UI), runs one monitor cycle with ``dag.test()``, then runs a clean cycle to
+let the monitor recover, as the next five-minute run would. At the end every problem build must have
+reached the receiver exactly once, a rejected login must have been told exactly once, and no secret
+may appear in the captured output or anywhere in the metadata database (XComs, rendered fields,
+variables).
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ PROJECT = Path(__file__).resolve().parent.parent
 RECEIVER_PASSWORD = "rel-pw-7f3a9"
 QUERY_TOKEN = "rel-qt-51c2e"
 TRIGGER_TOKEN = "0b7e4c1a-3d52-4f8e-9a61-5c2d8e7f1a01"
-SECRETS = (RECEIVER_PASSWORD, QUERY_TOKEN, TRIGGER_TOKEN)
+WRONG_TOKEN = "dckr_pat_rel-wrong-2c9d"
+SECRETS = (RECEIVER_PASSWORD, QUERY_TOKEN, TRIGGER_TOKEN, WRONG_TOKEN)
+#: Read timeout of the Docker Hub connection in this run, so that a slow answer times out quickly.
+READ_TIMEOUT = 1.0
 
 
 @dataclass
@@ -54,8 +59,17 @@ class Figures:
         return "\n".join(f"{label:<20}{count:>6}" for label, count in rows)
 
 
-def _scenarios(hub, receiver):
-    """Name each fault and switch it on; every one of them is something Docker Hub or a receiver did."""
+@dataclass
+class Airflow:
+    """Faults of Airflow itself, for the next cycle: they change how the cycle is run, not what it meets."""
+
+    skip_record: bool = False
+    rerun_previous: bool = False
+    wrong_token: bool = False
+
+
+def _scenarios(hub, receiver, airflow: Airflow):
+    """Name each fault and switch it on; every one of them is something Docker Hub, a receiver or Airflow did."""
     return [
         (
             "Docker Hub 503 once on the listing",
@@ -101,6 +115,28 @@ def _scenarios(hub, receiver):
         ("receiver 408 past every retry", lambda: receiver.fail_next(4, 408)),
         ("receiver 500 past every retry", lambda: receiver.fail_next(4, 500)),
         ("receiver 429", lambda: receiver.fail_next(1, 429)),
+        ("receiver drops the connection", lambda: receiver.fail_next(1, drop=True)),
+        (
+            "Docker Hub drops the connection twice",
+            lambda: hub.fail_next(2, drop=True, path_prefix="/v2/repositories/demo/"),
+        ),
+        (
+            "Docker Hub answers slower than the read timeout",
+            lambda: hub.fail_next(
+                1, 200, path_prefix="/v2/repositories/demo/", delay=READ_TIMEOUT + 0.5, body="{}"
+            ),
+        ),
+        (
+            "Docker Hub drops every history read of one repository for a cycle",
+            lambda: hub.fail_next(4, drop=True, path_prefix="/v2/repositories/demo/worker/buildhistory"),
+        ),
+        ("Docker Hub auth endpoint 503", lambda: hub.fail_next(2, 503, path_prefix="/v2/auth/token")),
+        (
+            "Docker Hub rejects the login (wrong token for one cycle)",
+            lambda: setattr(airflow, "wrong_token", True),
+        ),
+        ("worker lost between delivery and record", lambda: setattr(airflow, "skip_record", True)),
+        ("a delivered run rerun from the UI", lambda: setattr(airflow, "rerun_previous", True)),
     ]
 
 
@@ -138,9 +174,19 @@ def run(scenario_limit: int | None = None) -> Figures:
         serve_in_thread(create_hub_app(hub)) as hub_server,
         serve_in_thread(create_receiver_app(receiver)) as rcv,
     ):
-        os.environ["AIRFLOW_CONN_DOCKERHUB_DEFAULT"] = json.dumps(
-            {"conn_type": "dockerhub", "host": hub_server.url, "login": DEMO_USER, "password": DEMO_SECRET}
-        )
+
+        def docker_hub(token: str) -> str:
+            return json.dumps(
+                {
+                    "conn_type": "dockerhub",
+                    "host": hub_server.url,
+                    "login": DEMO_USER,
+                    "password": token,
+                    "extra": {"timeout": [2, READ_TIMEOUT]},
+                }
+            )
+
+        os.environ["AIRFLOW_CONN_DOCKERHUB_DEFAULT"] = docker_hub(DEMO_SECRET)
         notify = (
             rcv.url.replace("http://", f"http://reliability:{RECEIVER_PASSWORD}@")
             + f"/in?token={QUERY_TOKEN}"
@@ -151,25 +197,49 @@ def run(scenario_limit: int | None = None) -> Figures:
             {"demo/api": f"{hub_server.url}/u/demo/api/trigger/{TRIGGER_TOKEN}/"}
         )
         dag = DagBag().dags["dockerhub_build_monitor"]
+        airflow = Airflow()
+        last_run = None
 
         def cycle() -> None:
+            nonlocal last_run
             figures.cycles += 1
+            if airflow.wrong_token:
+                os.environ["AIRFLOW_CONN_DOCKERHUB_DEFAULT"] = docker_hub(WRONG_TOKEN)
             with _captured(log_path):
-                dag.test()
+                if airflow.rerun_previous and last_run is not None:
+                    # The same moments make dag.test() clear that run's tasks and run them again.
+                    dag.test(logical_date=last_run.logical_date, run_after=last_run.run_after)
+                else:
+                    pattern = "record_deliveries" if airflow.skip_record else None
+                    last_run = dag.test(mark_success_pattern=pattern)
+            os.environ["AIRFLOW_CONN_DOCKERHUB_DEFAULT"] = docker_hub(DEMO_SECRET)
+            airflow.__init__()
 
         expected = _due_now(hub)
         cycle()
         repositories = ["worker", "cancelled", "queue-stuck", "long-build", "modern-app"]
-        for index, (_, switch_on) in enumerate(_scenarios(hub, receiver)[:scenario_limit]):
+        for index, (scenario, switch_on) in enumerate(_scenarios(hub, receiver, airflow)[:scenario_limit]):
             # A new failure each time, so every fault meets an alert that has to get through.
             name = repositories[index % len(repositories)]
             injected = hub.add_build("demo", name, status=-1, created_minutes_ago=0.5)
             expected.add(_failure_alert("demo", name, injected))
             switch_on()
             figures.faults += 1
+            with log_path.open("a") as output:
+                output.write(f"=== fault: {scenario}\n")
             cycle()
             cycle()
-    received = Counter(w["headers"]["x-dockerhub-event-id"] for w in receiver.received)
+    build_alerts = [
+        w for w in receiver.received if not w["headers"]["x-dockerhub-event"].startswith("monitor.")
+    ]
+    received = Counter(w["headers"]["x-dockerhub-event-id"] for w in build_alerts)
+    told = [
+        w for w in receiver.received if w["headers"]["x-dockerhub-event"] == "monitor.credentials_rejected"
+    ]
+    if scenario_limit is None:
+        # The rejected login must be told once, like an alert.
+        expected.add("monitor.credentials_rejected")
+        received.update("monitor.credentials_rejected" for _ in told)
     figures.expected = len(expected)
     figures.delivered = len(set(received) & expected)
     figures.lost = sorted(expected - set(received))
@@ -179,8 +249,22 @@ def run(scenario_limit: int | None = None) -> Figures:
         raise RuntimeError(
             f"The task logs were not captured in {log_path}; the secrets count would mean nothing"
         )
-    figures.leaked = [secret for secret in SECRETS if secret in text]
+    stored = _database_text()
+    figures.leaked = [f"{secret} in the output" for secret in SECRETS if secret in text]
+    figures.leaked += [f"{secret} in the metadata database" for secret in SECRETS if secret in stored]
     return figures
+
+
+def _database_text() -> str:
+    """Dump every row of the metadata database: XComs, rendered fields, variables, logs of events."""
+    from airflow import settings
+    from sqlalchemy import inspect, text
+
+    rows = []
+    with settings.engine.connect() as connection:
+        for table in inspect(connection).get_table_names():
+            rows.extend(repr(row) for row in connection.execute(text(f'SELECT * FROM "{table}"')))
+    return "\n".join(rows)
 
 
 @contextlib.contextmanager

@@ -272,7 +272,8 @@ def create_build_monitor_dag(
             outcome: dict[str, Any] = {}
 
             def note_results(ledger) -> None:
-                outcome["applied"] = apply_results(
+                # Called again to check the save stuck; the first call tells what was new.
+                applied = apply_results(
                     ledger,
                     cycle,
                     results,
@@ -281,6 +282,7 @@ def create_build_monitor_dag(
                     rebuilds,
                     health,
                 )
+                outcome.setdefault("applied", applied)
 
             # A dry run or a test alert leaves the record as it was, pruning included.
             if (params or {}).get("dry_run") or (params or {}).get("test_alert_repository"):

@@ -12,12 +12,16 @@ from airflow_dockerhub.emulator.demo import DEMO_NAMESPACE, DEMO_SECRET, DEMO_US
 from airflow_dockerhub.emulator.hub import create_hub_app
 from airflow_dockerhub.emulator.receiver import ReceiverState, create_receiver_app
 from airflow_dockerhub.emulator.server import serve_in_thread
+from airflow_dockerhub.emulator.state import DEFAULT_RATE_WINDOW, HubState
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
 
     from airflow_dockerhub.emulator.server import RunningServer
+
+#: Where ``--repositories`` go unless ``--namespace`` says otherwise.
+BULK_NAMESPACE = "bulk"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -43,9 +47,49 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--receiver-user", help="basic auth user the receiver requires")
     parser.add_argument("--receiver-password", help="basic auth password the receiver requires")
     parser.add_argument("--max-page-size", type=int, help="largest page_size the emulator honours")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="milliseconds added to every API answer, without blocking others (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        metavar="N",
+        help="answer 429 past N API requests per window, with X-RateLimit-* headers (default: no limit)",
+    )
+    parser.add_argument(
+        "--rate-window",
+        type=float,
+        default=DEFAULT_RATE_WINDOW,
+        metavar="SECONDS",
+        help="length of a rate limit window (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repositories",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N automated repositories with a few builds each to --namespace (default: none)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=BULK_NAMESPACE,
+        help="namespace the --repositories go to, created if needed (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if (args.receiver_user is None) != (args.receiver_password is None):
         parser.error("--receiver-user and --receiver-password go together")
+    if args.repositories < 0:
+        parser.error("--repositories must not be negative")
+    try:
+        # Checked here, as the state will check them, so a bad value is a usage error, not a traceback.
+        HubState().configure(
+            latency=args.latency_ms / 1000, rate_limit=args.rate_limit, rate_window=args.rate_window
+        )
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -60,6 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     hub_state = demo_state()
     if args.max_page_size is not None:
         hub_state.max_page_size = args.max_page_size
+    hub_state.configure(
+        latency=args.latency_ms / 1000, rate_limit=args.rate_limit, rate_window=args.rate_window
+    )
+    if args.repositories:
+        try:
+            hub_state.populate(args.namespace, args.repositories)
+        except ValueError as error:
+            print(f"Cannot add repositories: {error}", file=sys.stderr, flush=True)
+            return 2
 
     stop = threading.Event()
 
@@ -85,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             servers.append(receiver)
             print(f"Webhook receiver: {receiver.url}", flush=True)
+        if args.repositories:
+            print(f"Namespace {args.namespace}: {args.repositories} repositories", flush=True)
 
         # Wake up now and then so a server thread that died ends the process too.
         while not stop.wait(0.5):

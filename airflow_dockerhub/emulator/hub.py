@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
+import functools
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
@@ -21,12 +22,19 @@ from airflow_dockerhub.emulator.responses import (
     namespace_listing_entry,
     namespace_repository,
 )
-from airflow_dockerhub.emulator.state import LOGIN_TOKEN_TTL, UnknownRepositoryError
+from airflow_dockerhub.emulator.state import (
+    LOGIN_TOKEN_TTL,
+    Build,
+    UnknownRepositoryError,
+    format_timestamp,
+)
+from airflow_dockerhub.emulator.traffic import TrafficShaper
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
     from starlette.responses import Response
+    from starlette.types import ASGIApp
 
     from airflow_dockerhub.emulator.state import HubState, Repository
 
@@ -41,6 +49,7 @@ INVALID_TOKEN = {"detail": "Invalid token"}
 DEFAULT_PAGE_SIZE = 10
 DEFAULT_AUDIT_LIMIT = 25
 _ORDERINGS = ("name", "last_updated", "pull_count")
+_Item = TypeVar("_Item")
 _AUDIT_OBJECT = re.compile(r"/api/repo/v1/repository/(?P<namespace>[^/]+)/(?P<name>[^/]+)/?")
 
 
@@ -58,13 +67,28 @@ class HubError(Exception):
         self.body = body
 
 
+class _HubApp(FastAPI):
+    # Starlette's outermost layer, its error middleware, wraps ``send``; the traffic shaper goes
+    # outside it, as a dropped connection needs the server's own ``send`` to reach the connection.
+    def __init__(self, state: HubState, **kwargs: Any) -> None:
+        self.hub_state = state
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return TrafficShaper(super().build_middleware_stack(), self.hub_state, exempt_prefix=ADMIN_PREFIX)
+
+
 def create_hub_app(state: HubState) -> FastAPI:
     """
     Create the Docker Hub emulator app serving ``state``.
 
+    API requests (all but ``/_emulator/`` admin calls) first pass a
+    :class:`~airflow_dockerhub.emulator.traffic.TrafficShaper`, which records them and applies the
+    state's latency, rate limit and queued faults.
+
     :param state: the repositories, builds, users and flags to serve; may change while serving.
     """
-    app = FastAPI(title="Docker Hub emulator", docs_url=None, redoc_url=None, openapi_url=None)
+    app = _HubApp(state, title="Docker Hub emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_exception_handler(HubError, _hub_error_response)
 
     @app.middleware("http")
@@ -76,13 +100,6 @@ def create_hub_app(state: HubState) -> FastAPI:
         if path.startswith(ADMIN_PREFIX):
             return await call_next(request)
 
-        state.record_request(request.method, path)
-        fault = state.take_fault(path)
-        if fault is not None:
-            status, headers, body, delay = fault
-            if delay:
-                await asyncio.sleep(delay)
-            return PlainTextResponse(body, status_code=status, headers=headers, media_type="application/json")
         authorization = request.headers.get("authorization")
         if authorization and path not in AUTH_PATHS:
             try:
@@ -137,8 +154,12 @@ def _register_repositories(app: FastAPI, state: HubState) -> None:
             raise HubError(404, NOT_FOUND)
         caller = request.state.caller
         repositories = _ordered(request, _namespace_repositories(state, namespace, caller))
-        entries = [legacy_listing_entry(repository, caller) for repository in repositories]
-        return _paginate(request, entries, state.max_page_size)
+        return _paginate(
+            request,
+            repositories,
+            state.max_page_size,
+            lambda repository: legacy_listing_entry(repository, caller),
+        )
 
     @_route(app, "GET", "/v2/namespaces/{namespace}/repositories")
     async def namespace_listing(namespace: str, request: Request) -> dict[str, Any]:
@@ -148,8 +169,9 @@ def _register_repositories(app: FastAPI, state: HubState) -> None:
             repositories = [
                 repository for repository in repositories if name_filter in repository.name.lower()
             ]
-        entries = [namespace_listing_entry(repository) for repository in _ordered(request, repositories)]
-        return _paginate(request, entries, state.max_page_size)
+        return _paginate(
+            request, _ordered(request, repositories), state.max_page_size, namespace_listing_entry
+        )
 
     @_route(app, "GET", "/v2/namespaces/{namespace}/repositories/{name}")
     async def namespace_repository_info(namespace: str, name: str, request: Request) -> dict[str, Any]:
@@ -167,8 +189,7 @@ def _register_history(app: FastAPI, state: HubState) -> None:
         repository = _visible_repository(state, namespace, name, request)
         if repository.history != "legacy":
             raise HubError(404, NOT_FOUND)
-        items = [build.to_legacy() for build in repository.builds_newest_first()]
-        return _paginate(request, items, state.max_page_size)
+        return _paginate(request, repository.builds_newest_first(), state.max_page_size, Build.to_legacy)
 
     @_route(app, "GET", "/api/audit/v1/action/")
     async def audit_actions(request: Request) -> dict[str, Any]:
@@ -179,19 +200,17 @@ def _register_history(app: FastAPI, state: HubState) -> None:
         limit = _int_param(request, "limit", DEFAULT_AUDIT_LIMIT)
         offset = _int_param(request, "offset", 0, minimum=0)
 
-        objects = []
-        if repository.history == "audit":
-            objects = [audit_action(repository, build) for build in repository.builds_newest_first()]
-        has_next = offset + limit < len(objects)
+        builds = repository.builds_newest_first() if repository.history == "audit" else []
+        has_next = offset + limit < len(builds)
         return {
             "meta": {
                 "limit": limit,
                 "next": _relative_url(request, offset=offset + limit) if has_next else None,
                 "offset": offset,
                 "previous": _relative_url(request, offset=max(offset - limit, 0)) if offset else None,
-                "total_count": len(objects),
+                "total_count": len(builds),
             },
-            "objects": objects[offset : offset + limit],
+            "objects": [audit_action(repository, build) for build in builds[offset : offset + limit]],
         }
 
 
@@ -226,11 +245,52 @@ def _register_admin(app: FastAPI, state: HubState) -> None:
     async def admin_add_faults(request: Request) -> dict[str, Any]:
         # The same faults as HubState.fail_next, for a demo or test driving the emulator from outside.
         arguments = await _json_object(request)
+        _call_or_400(state.fail_next, arguments)
+        return {"queued": arguments.get("count")}
+
+    # Run-time settings, counters, clock and bulk repositories, for a benchmark in another process.
+    @app.get(f"{ADMIN_PREFIX}/settings")
+    async def admin_settings() -> dict[str, Any]:
+        return state.settings()
+
+    @app.post(f"{ADMIN_PREFIX}/settings")
+    async def admin_configure(request: Request) -> dict[str, Any]:
+        return _call_or_400(state.configure, await _json_object(request))
+
+    @app.get(f"{ADMIN_PREFIX}/stats")
+    async def admin_stats() -> dict[str, int]:
+        return state.stats()
+
+    @app.delete(f"{ADMIN_PREFIX}/stats")
+    async def admin_reset_stats() -> dict[str, int]:
+        return state.reset_stats()
+
+    @app.get(f"{ADMIN_PREFIX}/clock")
+    async def admin_clock() -> dict[str, Any]:
+        return {"now": format_timestamp(state.now)}
+
+    @app.post(f"{ADMIN_PREFIX}/clock")
+    async def admin_set_clock(request: Request) -> dict[str, Any]:
+        arguments = await _json_object(request)
+        if len(arguments) != 1 or not {"now", "advance_seconds", "real_time"} >= arguments.keys():
+            raise HubError(400, {"detail": 'Send one of "now" (ISO 8601), "advance_seconds" or "real_time"'})
         try:
-            state.fail_next(**arguments)
+            if "now" in arguments:
+                state.now = _parse_moment(arguments["now"])
+            elif "advance_seconds" in arguments:
+                state.advance_clock(_number(arguments["advance_seconds"], "advance_seconds"))
+            elif arguments["real_time"] is True:
+                state.use_real_clock()
+            else:
+                raise ValueError('"real_time" can only be true')
         except (TypeError, ValueError) as error:
             raise HubError(400, {"detail": str(error)}) from None
-        return {"queued": arguments.get("count")}
+        return {"now": format_timestamp(state.now)}
+
+    @app.post(f"{ADMIN_PREFIX}/namespaces/{{namespace}}/populate")
+    async def admin_populate(namespace: str, request: Request) -> dict[str, Any]:
+        names = _call_or_400(functools.partial(state.populate, namespace), await _json_object(request))
+        return {"namespace": namespace, "added": len(names)}
 
     @app.post(f"{ADMIN_PREFIX}/namespaces/{{namespace}}/repositories/{{name}}/builds")
     async def admin_add_build(namespace: str, name: str, request: Request) -> dict[str, Any]:
@@ -241,6 +301,30 @@ def _register_admin(app: FastAPI, state: HubState) -> None:
             raise HubError(404, NOT_FOUND) from None
         except (TypeError, ValueError) as error:
             raise HubError(400, {"detail": str(error)}) from None
+
+
+def _call_or_400(method: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+    # Admin endpoints pass their JSON object on as keyword arguments; a wrong one is the caller's error.
+    try:
+        return method(**arguments)
+    except (TypeError, ValueError) as error:
+        raise HubError(400, {"detail": str(error)}) from None
+
+
+def _parse_moment(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f'"now" must be an ISO 8601 string, got {value!r}')
+    # Python 3.10 reads no "Z" suffix, which is how the emulator itself writes moments.
+    moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    if moment.tzinfo is None:
+        raise ValueError(f'"now" needs a time zone offset, got {value!r}')
+    return moment
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
 
 
 def _hub_error_response(_request: Request, error: HubError) -> Response:
@@ -299,7 +383,10 @@ def _ordered(request: Request, repositories: list[Repository]) -> list[Repositor
     return sorted(repositories, key=lambda repository: getattr(repository, field), reverse=ordering != field)
 
 
-def _paginate(request: Request, items: list[Any], max_page_size: int) -> dict[str, Any]:
+def _paginate(
+    request: Request, items: Sequence[_Item], max_page_size: int, render: Callable[[_Item], dict[str, Any]]
+) -> dict[str, Any]:
+    # Only the page is rendered: a namespace of thousands of repositories is read a page at a time.
     page = _int_param(request, "page", 1)
     page_size = min(_int_param(request, "page_size", DEFAULT_PAGE_SIZE), max_page_size)
     start = (page - 1) * page_size
@@ -311,7 +398,7 @@ def _paginate(request: Request, items: list[Any], max_page_size: int) -> dict[st
         "count": len(items),
         "next": str(request.url.include_query_params(page=page + 1)) if has_next else None,
         "previous": str(request.url.include_query_params(page=page - 1)) if page > 1 else None,
-        "results": items[start : start + page_size],
+        "results": [render(item) for item in items[start : start + page_size]],
     }
 
 

@@ -8,10 +8,15 @@ import json
 import secrets
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from airflow_dockerhub.emulator.traffic import drop_connection
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 RECEIVER_PREFIX = "/_receiver"
 # GET too: heartbeat services are pinged with a plain GET.
@@ -36,17 +41,32 @@ class ReceiverState:
         self._changed = threading.Condition()
         self._failures_left = 0
         self._failure_status = 500
+        self._drops_left = 0
 
-    def fail_next(self, count: int, status: int = 500) -> None:
+    def fail_next(self, count: int, status: int = 500, *, drop: bool = False) -> None:
         """
         Answer the next ``count`` deliveries with ``status`` and do not store them.
 
         :param count: how many deliveries fail.
         :param status: the HTTP status they get.
+        :param drop: close the connection before reading the delivery, without any answer, as a
+            proxy that crashed would; the sender sees a connection error.
         """
         with self._changed:
+            if drop:
+                self._drops_left = count
+                return
             self._failures_left = count
             self._failure_status = status
+
+    def take_drop(self) -> bool:
+        """Tell whether the delivery arriving now must have its connection dropped, using that fault up."""
+        with self._changed:
+            if self._drops_left <= 0:
+                return False
+            self._drops_left -= 1
+            self.attempts += 1
+            return True
 
     def clear(self) -> None:
         """Forget received webhooks, attempts and pending failures."""
@@ -54,6 +74,7 @@ class ReceiverState:
             self.received.clear()
             self.attempts = 0
             self._failures_left = 0
+            self._drops_left = 0
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         """
@@ -108,6 +129,30 @@ class ReceiverState:
         return user_ok and password_ok
 
 
+class _ReceiverApp(FastAPI):
+    # Outside Starlette's error middleware, like the hub's traffic shaper: dropping a connection
+    # needs the server's own ``send``.
+    def __init__(self, state: ReceiverState, **kwargs: Any) -> None:
+        self.receiver_state = state
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        state = self.receiver_state
+
+        async def dropping(scope: Scope, receive: Receive, send: Send) -> None:
+            if (
+                scope["type"] == "http"
+                and not scope["path"].startswith(RECEIVER_PREFIX)
+                and state.take_drop()
+            ):
+                await drop_connection(receive, send)
+                return
+            await inner(scope, receive, send)
+
+        return dropping
+
+
 def create_receiver_app(state: ReceiverState, *, echo: bool = False) -> FastAPI:
     """
     Create an app that accepts webhooks on any path.
@@ -120,7 +165,7 @@ def create_receiver_app(state: ReceiverState, *, echo: bool = False) -> FastAPI:
     :param state: where deliveries are stored and how failures are scripted.
     :param echo: print each accepted webhook to standard output.
     """
-    app = FastAPI(title="Webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    app = _ReceiverApp(state, title="Webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get(f"{RECEIVER_PREFIX}/received")
     async def list_received() -> list[dict[str, Any]]:

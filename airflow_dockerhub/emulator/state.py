@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
+import math
 import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,6 +23,13 @@ HISTORY_KINDS = ("legacy", "audit", "none")
 ACCESS_TOKEN_TTL = 600.0
 #: ``POST /v2/users/login`` tokens were observed to carry a one-month ``exp``.
 LOGIN_TOKEN_TTL = 30 * 24 * 3600.0
+
+#: Run-time settings :meth:`HubState.configure` and ``POST /_emulator/settings`` change.
+SETTINGS = ("latency", "rate_limit", "rate_window")
+#: Docker Hub counts its rate limits per window; the emulator's default window is a minute.
+DEFAULT_RATE_WINDOW = 60.0
+#: Counters of :meth:`HubState.stats`.
+STAT_NAMES = ("requests", "rate_limited", "faults", "dropped")
 
 # Fixed so that uuids derived from build codes and repository names are the same in every run.
 _UUID_ROOT = uuid.UUID("6f1c1d3e-2b7a-4d0c-9a56-0e8f5b1c2d3a")
@@ -147,6 +156,67 @@ class Repository:
         return list(dict.fromkeys(build.tag for build in sorted(self.builds, key=lambda b: b.created)))
 
 
+@dataclass(frozen=True)
+class Fault:
+    """
+    One answer queued by :meth:`HubState.fail_next` in place of the real one.
+
+    :param path_prefix: only a request whose path starts with this gets the fault.
+    :param status: the HTTP status answered.
+    :param headers: extra response headers.
+    :param body: the response body, sent as it is.
+    :param delay: seconds to wait before answering.
+    :param drop: close the connection without any answer instead.
+    """
+
+    path_prefix: str
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    delay: float = 0.0
+    drop: bool = False
+
+
+@dataclass(frozen=True)
+class RateLimitStatus:
+    """
+    Where a request left the rate limit window it was counted in.
+
+    :param limit: requests allowed per window.
+    :param remaining: requests still allowed in the window, never below 0.
+    :param reset: when the window ends, in integer epoch seconds of the state's clock.
+    :param exceeded: whether this request was over the limit and must be refused.
+    """
+
+    limit: int
+    remaining: int
+    reset: int
+    exceeded: bool
+
+    def headers(self) -> dict[str, str]:
+        """Return the ``X-RateLimit-*`` headers Docker Hub sends with every answer under a limit."""
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+
+
+@dataclass(frozen=True)
+class Admission:
+    """
+    How the emulator must answer one API request, decided when it arrives.
+
+    :param latency: seconds to wait before answering, the emulated round trip.
+    :param rate_limit: the rate limit window the request was counted in, or ``None`` without a limit.
+    :param fault: the fault the request gets, or ``None`` for the real answer.
+    """
+
+    latency: float
+    rate_limit: RateLimitStatus | None
+    fault: Fault | None
+
+
 class HubState:
     """
     Hold everything the emulated Docker Hub knows, safe to change while the server runs.
@@ -157,8 +227,28 @@ class HubState:
     Plain attributes tests may set or read: ``auth_token_endpoint_enabled`` (when false,
     ``POST /v2/auth/token`` answers 404 and clients must fall back to ``/v2/users/login``),
     ``legacy_listing_enabled`` (when false, ``GET /v2/repositories/{ns}/`` answers 404),
-    ``max_page_size``, ``requests`` (``(method, path)`` of every API request served) and
-    ``triggers`` (one dict per remote trigger call).
+    ``max_page_size``, ``requests`` (``(method, path)`` of every API request received, including
+    refused and faulted ones; appending is all a request costs) and ``triggers`` (one dict per remote
+    trigger call).
+
+    Run-time settings, checked when set (also through :meth:`configure`):
+
+    * ``latency``: seconds added to every API answer (not to ``/_emulator/`` admin calls), slept
+      without blocking, so requests in flight overlap as they would over a slow network; 0 by default.
+    * ``rate_limit``: API requests allowed per window, like Docker Hub's; ``None`` (the default)
+      means unlimited. Under a limit every API answer carries ``X-RateLimit-Limit``,
+      ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (epoch seconds of the state's clock when
+      the window ends), and a request past the limit gets 429 with ``Retry-After`` holding that
+      epoch, as Docker Hub sends it.
+    * ``rate_window``: the window's length in seconds, 60 by default. A window starts with the first
+      request after the previous one ended, on the state's clock, so moving a frozen ``now`` past
+      its end (or before its start) starts a new window. Setting either rate setting starts a new
+      window too.
+
+    :meth:`stats` counts requests received, rate limited and faulted; :meth:`fail_next` queues
+    faults, including connections dropped without an answer; :meth:`populate` adds thousands of
+    repositories at once. Listing a namespace and reading one repository never scan the other
+    namespaces, and reading one repository's builds is independent of how many repositories exist.
 
     :param now: the state's clock, an aware datetime. When given, the clock stands still at that
         moment until ``now`` is set again, which keeps tests reproducible; when omitted, the clock
@@ -169,6 +259,9 @@ class HubState:
         self._lock = threading.RLock()
         self._frozen_now = _as_utc(now) if now is not None else None
         self._repositories: dict[tuple[str, str], Repository] = {}
+        # Each namespace's repository names, kept sorted, so a listing reads its namespace only.
+        self._names: dict[str, list[str]] = {}
+        self._trigger_tokens: dict[str, tuple[str, str]] = {}
         self._namespaces: set[str] = set()
         self._users: dict[str, str] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
@@ -179,7 +272,14 @@ class HubState:
         self.max_page_size = 100
         self.requests: list[tuple[str, str]] = []
         self.triggers: list[dict[str, Any]] = []
-        self._faults: list[tuple[str, int, dict[str, str], str, float]] = []
+        self._faults: list[Fault] = []
+        self._counts = dict.fromkeys(STAT_NAMES, 0)
+
+        self._latency = 0.0
+        self._rate_limit: int | None = None
+        self._rate_window = DEFAULT_RATE_WINDOW
+        self._window_start: datetime | None = None
+        self._window_used = 0
 
     @property
     def now(self) -> datetime:
@@ -194,6 +294,71 @@ class HubState:
     def use_real_clock(self) -> None:
         """Let ``now`` follow real time from here on, undoing a fixed clock."""
         self._frozen_now = None
+
+    def advance_clock(self, seconds: float) -> datetime:
+        """
+        Move the clock by ``seconds`` and freeze it there, whether it was frozen or real.
+
+        :param seconds: how far to move; negative moves back.
+        :return: the new ``now``.
+        """
+        with self._lock:
+            self._frozen_now = self.now + timedelta(seconds=float(seconds))
+            return self._frozen_now
+
+    @property
+    def latency(self) -> float:
+        return self._latency
+
+    @latency.setter
+    def latency(self, value: float) -> None:
+        self.configure(latency=value)
+
+    @property
+    def rate_limit(self) -> int | None:
+        return self._rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: int | None) -> None:
+        self.configure(rate_limit=value)
+
+    @property
+    def rate_window(self) -> float:
+        return self._rate_window
+
+    @rate_window.setter
+    def rate_window(self, value: float) -> None:
+        self.configure(rate_window=value)
+
+    def settings(self) -> dict[str, Any]:
+        """Return the run-time settings, named as in :data:`SETTINGS`."""
+        with self._lock:
+            return {
+                "latency": self._latency,
+                "rate_limit": self._rate_limit,
+                "rate_window": self._rate_window,
+            }
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """
+        Change run-time settings, all of them or, if one is invalid, none.
+
+        :param settings: any of ``latency`` (seconds, at least 0), ``rate_limit`` (requests per
+            window, at least 0, or ``None`` for no limit) and ``rate_window`` (seconds, above 0).
+        :return: every setting after the change, as :meth:`settings` returns them.
+        :raise ValueError: for an unknown setting or a value out of range.
+        """
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise ValueError(f"Unknown settings {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+        checked = {name: _SETTING_CHECKS[name](value) for name, value in settings.items()}
+        with self._lock:
+            for name, value in checked.items():
+                setattr(self, f"_{name}", value)
+            if {"rate_limit", "rate_window"} & set(checked):
+                # A new limit counts from zero rather than from requests made under the old one.
+                self._window_start = None
+            return self.settings()
 
     def add_repository(
         self,
@@ -230,6 +395,73 @@ class HubState:
                 history=history,
                 registered=self.now - timedelta(days=365),
             )
+            bisect.insort(self._names.setdefault(namespace, []), name)
+
+    def populate(
+        self,
+        namespace: str,
+        count: int,
+        *,
+        prefix: str = "repo-",
+        start: int = 0,
+        builds: int = 3,
+        failing_every: int = 10,
+        history: str = "legacy",
+    ) -> list[str]:
+        """
+        Add ``count`` public automated repositories to ``namespace`` at once, each with a few builds.
+
+        Meant for load tests: 10,000 repositories take well under a second. Names are ``prefix``
+        and an index padded to five digits, so name order is index order and a later call with a
+        higher ``start`` extends the same sequence. Each repository's builds of
+        ``latest`` are an hour apart, the newest a few minutes old; all succeeded except the newest
+        of every ``failing_every``-th repository, which failed, so a monitor has a few failures to
+        find among many healthy repositories.
+
+        :param namespace: the namespace, created if needed.
+        :param count: how many repositories to add.
+        :param prefix: the start of every name.
+        :param start: the first index.
+        :param builds: builds per repository.
+        :param failing_every: make the newest build of every this-many-th repository fail; 0 for none.
+        :param history: how the builds are served, one of :data:`HISTORY_KINDS`.
+        :return: the names added, in order.
+        :raise ValueError: for a negative count or number of builds, an unknown history, or a name
+            already taken; nothing is added then.
+        """
+        if min(count, start, builds, failing_every) < 0:
+            raise ValueError("count, start, builds and failing_every must not be negative")
+        if history not in HISTORY_KINDS:
+            raise ValueError(f"history must be one of {', '.join(HISTORY_KINDS)}, got {history!r}")
+        names = [f"{prefix}{index:05d}" for index in range(start, start + count)]
+        now = self.now
+        registered = now - timedelta(days=365)
+        with self._lock:
+            taken = [name for name in names if (namespace, name) in self._repositories]
+            if taken:
+                raise ValueError(f"Repository {namespace}/{taken[0]} already exists")
+            for index, name in enumerate(names):
+                failing = failing_every and index % failing_every == failing_every - 1
+                added: list[Build] = []
+                for age in range(builds, 0, -1):
+                    # Minutes past the hour vary by repository, so ordering by time is not by name.
+                    created = now - timedelta(minutes=60 * (age - 1) + 5 + index % 50)
+                    status = FAILED if failing and age == 1 else SUCCESS
+                    added.append(self._new_build("latest", status, created, created + timedelta(minutes=4)))
+                self._repositories[(namespace, name)] = Repository(
+                    namespace=namespace,
+                    name=name,
+                    automated=True,
+                    private=False,
+                    history=history,
+                    registered=registered,
+                    builds=tuple(added),
+                )
+            self._namespaces.add(namespace)
+            known = self._names.setdefault(namespace, [])
+            known.extend(names)
+            known.sort()
+        return names
 
     def add_build(
         self,
@@ -271,21 +503,37 @@ class HubState:
 
         with self._lock:
             repository = self._get(namespace, name)
-            if build_id is None:
-                build_id = self._next_build_id
-            # Keep later counter ids clear of any id chosen by the caller.
-            self._next_build_id = max(self._next_build_id, build_id + 1)
-            build = Build(
-                id=int(build_id),
-                tag=tag,
-                status=int(status),
-                created=created,
-                updated=updated,
-                cause=cause,
-                build_code=build_code or _build_code_for(build_id),
+            build = self._new_build(
+                tag, int(status), created, updated, cause=cause, build_code=build_code, build_id=build_id
             )
             self._repositories[(namespace, name)] = replace(repository, builds=(*repository.builds, build))
         return build.to_legacy()
+
+    def _new_build(
+        self,
+        tag: str,
+        status: int,
+        created: datetime,
+        updated: datetime,
+        *,
+        cause: str | None = "TRIGGERED_VIA_API",
+        build_code: str | None = None,
+        build_id: int | None = None,
+    ) -> Build:
+        # Called with the lock held: the id counter is shared.
+        if build_id is None:
+            build_id = self._next_build_id
+        # Keep later counter ids clear of any id chosen by the caller.
+        self._next_build_id = max(self._next_build_id, build_id + 1)
+        return Build(
+            id=int(build_id),
+            tag=tag,
+            status=status,
+            created=created,
+            updated=updated,
+            cause=cause,
+            build_code=build_code or _build_code_for(build_id),
+        )
 
     def set_trigger(self, namespace: str, name: str, token: str) -> None:
         """
@@ -301,6 +549,18 @@ class HubState:
         with self._lock:
             repository = self._get(namespace, name)
             self._repositories[(namespace, name)] = replace(repository, trigger_token=token)
+            for changed in {repository.trigger_token, token} - {None}:
+                self._index_trigger_token(changed)
+
+    def _index_trigger_token(self, token: str) -> None:
+        # Called with the lock held when a token changes, which is rare, so that a trigger call finds
+        # its repository without a scan. Should two repositories share a token, the first added
+        # answers it.
+        first = next((key for key, repo in self._repositories.items() if repo.trigger_token == token), None)
+        if first is None:
+            self._trigger_tokens.pop(token, None)
+        else:
+            self._trigger_tokens[token] = first
 
     def add_user(self, username: str, secret: str) -> None:
         """
@@ -381,8 +641,8 @@ class HubState:
         with self._lock:
             if namespace not in self._namespaces:
                 return None
-            found = [repo for (ns, _), repo in self._repositories.items() if ns == namespace]
-        return sorted((repo for repo in found if caller or not repo.private), key=lambda repo: repo.name)
+            found = [self._repositories[(namespace, name)] for name in self._names.get(namespace, ())]
+        return [repo for repo in found if caller or not repo.private]
 
     def repository(self, namespace: str, name: str, caller: str | None) -> Repository | None:
         """
@@ -414,9 +674,8 @@ class HubState:
         :return: the repository after queuing and the builds queued, or ``None`` for an unknown token.
         """
         with self._lock:
-            repository = next(
-                (repo for repo in self._repositories.values() if repo.trigger_token == token), None
-            )
+            key = self._trigger_tokens.get(token)
+            repository = self._repositories[key] if key is not None else None
             if repository is None or (repo_name is not None and repo_name != repository.full_name):
                 return None
 
@@ -449,6 +708,7 @@ class HubState:
         headers: dict[str, str] | None = None,
         body: str = '{"error": "Our service is temporarily unavailable. We\'ll be back soon!"}',
         delay: float = 0.0,
+        drop: bool = False,
     ) -> None:
         """
         Answer the next ``count`` API requests under ``path_prefix`` with a fault instead of the real answer.
@@ -459,28 +719,94 @@ class HubState:
         :param headers: extra response headers, such as ``Retry-After``.
         :param body: the response body, sent as it is.
         :param delay: seconds to wait before answering, to make clients time out.
+        :param drop: close the connection without any answer, as a crashed proxy would; clients see
+            a connection error. ``status``, ``headers`` and ``body`` are then unused.
         """
+        fault = Fault(path_prefix, int(status), dict(headers or {}), body, float(delay), bool(drop))
         with self._lock:
-            self._faults.extend([(path_prefix, status, dict(headers or {}), body, float(delay))] * count)
+            self._faults.extend([fault] * count)
 
-    def take_fault(self, path: str) -> tuple[int, dict[str, str], str, float] | None:
+    def take_fault(self, path: str) -> Fault | None:
         """Return the fault the next request to ``path`` must get, if one is pending, and use it up."""
         with self._lock:
-            for index, (prefix, status, headers, body, delay) in enumerate(self._faults):
-                if path.startswith(prefix):
+            for index, fault in enumerate(self._faults):
+                if path.startswith(fault.path_prefix):
                     del self._faults[index]
-                    return status, headers, body, delay
+                    self._counts["faults"] += 1
+                    self._counts["dropped"] += fault.drop
+                    return fault
         return None
 
     def record_request(self, method: str, path: str) -> None:
         """
-        Remember that a request was served.
+        Remember that a request was received.
 
         :param method: the HTTP method.
         :param path: the URL path, without the query string.
         """
         with self._lock:
             self.requests.append((method, path))
+            self._counts["requests"] += 1
+
+    def admit(self, method: str, path: str) -> Admission:
+        """
+        Record an API request and decide how it is answered: latency, rate limit, then faults.
+
+        A request refused by the rate limit uses up no fault, as the limit is enforced in front of
+        the service the faults stand for.
+
+        :param method: the HTTP method.
+        :param path: the URL path, without the query string.
+        """
+        with self._lock:
+            self.record_request(method, path)
+            rate_limit = self._count_against_rate_limit()
+            if rate_limit is not None and rate_limit.exceeded:
+                self._counts["rate_limited"] += 1
+                return Admission(self._latency, rate_limit, None)
+            return Admission(self._latency, rate_limit, self.take_fault(path))
+
+    def stats(self) -> dict[str, int]:
+        """
+        Count what the emulator answered since it started or since :meth:`reset_stats`.
+
+        :return: ``requests`` (API requests received), ``rate_limited`` (answered 429 by the rate
+            limit), ``faults`` (given a queued fault) and ``dropped`` (the faults that dropped the
+            connection).
+        """
+        with self._lock:
+            return dict(self._counts)
+
+    def reset_stats(self) -> dict[str, int]:
+        """
+        Zero the counters of :meth:`stats` and empty ``requests``.
+
+        :return: the counters before they were zeroed.
+        """
+        with self._lock:
+            before = dict(self._counts)
+            self._counts = dict.fromkeys(STAT_NAMES, 0)
+            self.requests.clear()
+        return before
+
+    def _count_against_rate_limit(self) -> RateLimitStatus | None:
+        # Called with the lock held.
+        if self._rate_limit is None:
+            return None
+        now = self.now
+        window = timedelta(seconds=self._rate_window)
+        start = self._window_start
+        if start is None or now < start or now >= start + window:
+            start = self._window_start = now
+            self._window_used = 0
+        self._window_used += 1
+        return RateLimitStatus(
+            limit=self._rate_limit,
+            remaining=max(self._rate_limit - self._window_used, 0),
+            # Rounded up so that a client waiting until the reset finds the new window open.
+            reset=math.ceil((start + window).timestamp()),
+            exceeded=self._window_used > self._rate_limit,
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """Return the whole state as JSON-ready data, for the admin endpoint."""
@@ -511,6 +837,33 @@ class HubState:
             return self._repositories[(namespace, name)]
         except KeyError:
             raise UnknownRepositoryError(f"Repository {namespace}/{name} does not exist") from None
+
+
+def _check_latency(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"latency must be a number of seconds, at least 0, got {value!r}")
+    return float(value)
+
+
+def _check_rate_limit(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"rate_limit must be a whole number of requests, at least 0, or None, got {value!r}")
+    return value
+
+
+def _check_rate_window(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"rate_window must be a number of seconds above 0, got {value!r}")
+    return float(value)
+
+
+_SETTING_CHECKS = {
+    "latency": _check_latency,
+    "rate_limit": _check_rate_limit,
+    "rate_window": _check_rate_window,
+}
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -10,6 +11,19 @@ from tests.dags.monitor_runs import DAG_ID, load_monitor_dag, run_monitor, store
 
 def _event_ids(receiver):
     return [w["headers"]["x-dockerhub-event-id"] for w in receiver.received]
+
+
+def _returned(run_id, task_id):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        value = (
+            session.query(XComModel.value)
+            .filter_by(dag_id=DAG_ID, run_id=run_id, task_id=task_id, key="return_value")
+            .scalar()
+        )
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _run_task_again(run_id, task_id, map_index=-1):
@@ -39,6 +53,7 @@ def test_rerunning_a_whole_delivered_run_sends_nothing_again(services, demo_prob
     first = run_monitor()
     assert first.state == "success"
     assert len(receiver.received) == len(demo_problems)
+    assert _returned(first.run_id, "record_deliveries") == {"recorded": len(demo_problems)}
     receiver.clear()
 
     # dag.test() for the same moments clears every task of that run and runs it again.

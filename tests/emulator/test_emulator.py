@@ -509,6 +509,18 @@ def test_receiver_fails_the_requested_number_of_deliveries(receiver):
     assert state.attempts == 3
 
 
+def test_receiver_can_drop_the_connection_without_storing_the_delivery(receiver):
+    server, state = receiver
+    state.fail_next(1, drop=True)
+
+    with pytest.raises(requests.ConnectionError):
+        requests.post(f"{server.url}/hook", json={"n": 0}, timeout=TIMEOUT)
+    assert requests.post(f"{server.url}/hook", json={"n": 1}, timeout=TIMEOUT).status_code == 200
+
+    assert [webhook["body"] for webhook in state.received] == [{"n": 1}]
+    assert state.attempts == 2
+
+
 def test_receiver_with_credentials_refuses_other_deliveries():
     state = ReceiverState(username="hook", password="s3cret")
     with serve_in_thread(create_receiver_app(state)) as server:
