@@ -29,3 +29,7 @@ class WebhookDeliveryError(Exception):
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class CycleTimeSpent(DockerHubError):
+    """Raised instead of starting a request after the cycle's time for reading Docker Hub is over."""

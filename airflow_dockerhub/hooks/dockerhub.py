@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -19,14 +20,16 @@ from requests.adapters import HTTPAdapter
 from airflow_dockerhub.alerts import latest_per_tag
 from airflow_dockerhub.builds import AUDIT_HISTORY, LEGACY_HISTORY, Build, is_build_action
 from airflow_dockerhub.exceptions import (
+    CycleTimeSpent,
     DockerHubAuthError,
     DockerHubError,
     DockerHubLoginError,
     DockerHubNotFoundError,
 )
 from airflow_dockerhub.get_provider_info import CONNECTION_FORM
-from airflow_dockerhub.http_retry import RetryBudget, docker_hub_retry, rate_limit_pause
+from airflow_dockerhub.http_retry import RetryBudget, docker_hub_retry
 from airflow_dockerhub.http_settings import http_backoff, parse_timeout, parse_verify, retries_per_cycle
+from airflow_dockerhub.pacing import RatePacer
 from airflow_dockerhub.settings import DOCKERHUB_CONN_ID
 from airflow_dockerhub.targets import redact_url
 from airflow_dockerhub.version import USER_AGENT
@@ -40,6 +43,11 @@ DEFAULT_API_URL = "https://hub.docker.com"
 
 #: Docker Hub caps pages at 100 entries; asking for the cap keeps the request count lowest.
 PAGE_SIZE = 100
+#: Builds read per history: the newest build of every tag is among them unless a repository rebuilt
+#: more tags than this since; fewer builds keep big namespaces light in memory and on the wire.
+HISTORY_PAGE_SIZE = 25
+#: HTTP connections kept open to Docker Hub, for requests in flight at once.
+POOL_SIZE = 32
 #: A listing that keeps handing out ``next`` links past this many pages is misbehaving.
 MAX_PAGES = 1000
 #: Tokens are renewed this long before they expire, so none expires between check and use.
@@ -65,6 +73,8 @@ class DockerHubHook(BaseHook):
     :param dockerhub_conn_id: the connection to use.
     :param connection: the connection itself, already fetched; triggers pass it because they must fetch
         connections asynchronously.
+    :param pacer: spaces requests by Docker Hub's rate-limit headers; share one between hooks that
+        read with the same account. Safe for requests from several threads.
     """
 
     conn_name_attr = "dockerhub_conn_id"
@@ -73,15 +83,28 @@ class DockerHubHook(BaseHook):
     hook_name = "Docker Hub"
 
     def __init__(
-        self, dockerhub_conn_id: str = default_conn_name, connection: Connection | None = None, **kwargs: Any
+        self,
+        dockerhub_conn_id: str = default_conn_name,
+        connection: Connection | None = None,
+        pacer: RatePacer | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.dockerhub_conn_id = dockerhub_conn_id
         if connection is not None:
             self.__dict__["connection"] = connection
+        self.pacer = pacer or RatePacer()
+        #: Epoch seconds (on the pacer's clock) after which no request starts: it raises
+        #: :class:`CycleTimeSpent` instead. ``None`` sets no limit.
+        self.deadline: float | None = None
+        #: Requests sent so far, retries by urllib3 not included.
+        self.requests_sent = 0
         self._token: str | None = None
         self._token_expires_at = 0.0
+        self._token_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._history_sources: dict[str, str] = {}
+        self._listing_paths: dict[str, str] = {}
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -123,7 +146,11 @@ class DockerHubHook(BaseHook):
     def session(self) -> requests.Session:
         session = requests.Session()
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        adapter = HTTPAdapter(max_retries=docker_hub_retry(http_backoff(), self.retry_budget))
+        adapter = HTTPAdapter(
+            pool_connections=1,
+            pool_maxsize=POOL_SIZE,
+            max_retries=docker_hub_retry(http_backoff(), self.retry_budget),
+        )
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         extra = self.connection.extra_dejson
@@ -178,6 +205,63 @@ class DockerHubHook(BaseHook):
                 f"Docker Hub does not know the namespace {namespace!r}; check the dockerhub_namespaces setting",
                 404,
             ) from None
+
+    def listing_page(self, namespace: str, page: int) -> dict[str, Any]:
+        """
+        Read one page of a namespace's repository listing, so that pages can be read side by side.
+
+        The legacy listing is tried first, as in :meth:`list_repositories`; which one answered is
+        remembered for the next pages. A page past the end is an empty page.
+
+        :param namespace: a Docker Hub user or organization.
+        :param page: the page number, from 1.
+        :return: the page as Docker Hub sent it: ``count``, ``next`` and ``results``.
+        :raise DockerHubNotFoundError: when neither listing knows the namespace.
+        """
+        params = {"page": page, "page_size": PAGE_SIZE}
+        path = self._listing_paths.get(namespace)
+        if path is None:
+            legacy, current = f"/v2/repositories/{namespace}/", f"/v2/namespaces/{namespace}/repositories"
+            try:
+                body = self._get_json(legacy, params=params)
+                self._listing_paths[namespace] = legacy
+                return body
+            except DockerHubNotFoundError:
+                self.log.info(
+                    "Legacy repository listing unavailable for %s; using the current one", namespace
+                )
+            except DockerHubAuthError as error:
+                if error.status_code != 403:
+                    raise
+                self.log.info("Legacy repository listing refused for %s; using the current one", namespace)
+            path = current
+            try:
+                body = self._get_json(path, params=params)
+            except DockerHubNotFoundError:
+                raise DockerHubNotFoundError(
+                    f"Docker Hub does not know the namespace {namespace!r}; "
+                    "check the dockerhub_namespaces setting",
+                    404,
+                ) from None
+            self._listing_paths[namespace] = path
+            return body
+        try:
+            return self._get_json(path, params=params)
+        except DockerHubNotFoundError:
+            # The current listing answers 404 for a page past the end rather than an empty page.
+            if page == 1:
+                raise
+            return {"count": None, "next": None, "results": []}
+
+    def remember_history_sources(self, sources: dict[str, str]) -> None:
+        """
+        Start from the history sources learned in earlier cycles.
+
+        Audit-only repositories then cost no legacy 404 every cycle.
+
+        :param sources: ``namespace/name`` to ``legacy`` or ``audit``.
+        """
+        self._history_sources.update(sources)
 
     def is_automated(self, namespace: str, repository: dict[str, Any]) -> bool:
         """
@@ -295,7 +379,7 @@ class DockerHubHook(BaseHook):
         if source == LEGACY_HISTORY:
             body = self._get_json(
                 f"/v2/repositories/{namespace}/{repository}/buildhistory/",
-                params={"page": 1, "page_size": PAGE_SIZE},
+                params={"page": 1, "page_size": HISTORY_PAGE_SIZE},
             )
             items = _list_field(body, "results")
             return [Build.from_legacy(namespace, repository, item) for item in items]
@@ -304,7 +388,7 @@ class DockerHubHook(BaseHook):
             "/api/audit/v1/action/",
             params={
                 "include_related": "true",
-                "limit": PAGE_SIZE,
+                "limit": HISTORY_PAGE_SIZE,
                 "object": f"/api/repo/v1/repository/{namespace}/{repository}/",
             },
         )
@@ -367,10 +451,16 @@ class DockerHubHook(BaseHook):
             self._token = None
             response = self._send(method, url, **kwargs)
         self._raise_for_status(response, url)
-        pause = rate_limit_pause(response.headers, time.time())
-        if pause:
-            self.log.info("Docker Hub's rate limit is nearly used up; waiting %.1f s", pause)
-            time.sleep(pause)
+        return response
+
+    def _paced(self, send: Any) -> requests.Response:
+        """Send one request when the rate limit allows, and learn from the answer what is left."""
+        if not self.pacer.acquire(self.deadline):
+            raise CycleTimeSpent("This cycle's time for reading Docker Hub is spent")
+        with self._count_lock:
+            self.requests_sent += 1
+        response = send()
+        self.pacer.observe(response.headers)
         return response
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
@@ -379,7 +469,11 @@ class DockerHubHook(BaseHook):
             headers["Authorization"] = f"Bearer {self._current_token()}"
         full_url = url if "://" in url else f"{self.base_url}{url}"
         try:
-            return self.session.request(method, full_url, headers=headers, timeout=self.timeout, **kwargs)
+            return self._paced(
+                lambda: self.session.request(
+                    method, full_url, headers=headers, timeout=self.timeout, **kwargs
+                )
+            )
         except requests.RequestException as error:
             raise DockerHubError(
                 f"Could not reach Docker Hub at {redact_url(self.base_url)} ({type(error).__name__}) for {url.split('?')[0]}"
@@ -403,11 +497,13 @@ class DockerHubHook(BaseHook):
     # Auth
 
     def _current_token(self) -> str:
-        if self._token is None or time.time() >= self._token_expires_at - TOKEN_RENEWAL_MARGIN:
-            self._authenticate()
-        if self._token is None:
-            raise DockerHubAuthError("Docker Hub issued no token")
-        return self._token
+        # One login for all threads reading at once: a burst of logins is what locks accounts.
+        with self._token_lock:
+            if self._token is None or time.time() >= self._token_expires_at - TOKEN_RENEWAL_MARGIN:
+                self._authenticate()
+            if self._token is None:
+                raise DockerHubAuthError("Docker Hub issued no token")
+            return self._token
 
     def _authenticate(self) -> None:
         """
@@ -445,7 +541,9 @@ class DockerHubHook(BaseHook):
 
     def _post_auth(self, path: str, body: dict[str, Any]) -> requests.Response:
         try:
-            return self.session.post(f"{self.base_url}{path}", json=body, timeout=self.timeout)
+            return self._paced(
+                lambda: self.session.post(f"{self.base_url}{path}", json=body, timeout=self.timeout)
+            )
         except requests.RequestException as error:
             raise DockerHubError(
                 f"Could not reach Docker Hub at {redact_url(self.base_url)} ({type(error).__name__}) for {path}"

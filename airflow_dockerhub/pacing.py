@@ -1,0 +1,116 @@
+"""Spend Docker Hub's rate limit evenly: space requests by what its ``X-RateLimit-*`` headers say is left."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+#: Docker Hub documents its limit per minute; the headers do not say how long a window is.
+RATE_WINDOW_SECONDS = 60.0
+#: Share of a cycle's rate-limit allowance the monitor plans to use, leaving room for the build
+#: notifier, the sensor and people using the same account.
+CYCLE_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class Clock:
+    """
+    Where the pacer reads the time and how it waits; a benchmark replaces both with a simulated clock.
+
+    :param now: epoch seconds now.
+    :param sleep: wait this many seconds.
+    """
+
+    now: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+
+class RatePacer:
+    """
+    Let requests go out no faster than Docker Hub's rate limit allows, evenly over its window.
+
+    Every answer may carry ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (epoch seconds). The
+    requests left are spread over the rest of the window, keeping ``reserve`` in hand for requests
+    already in flight, so a cycle never runs into a 429. Without those headers nothing is paced.
+    Safe to share between threads.
+
+    :param reserve: requests kept unspent in every window: at least the requests in flight at once.
+    :param clock: the time source and the way to wait.
+    """
+
+    def __init__(self, reserve: int = 2, clock: Clock | None = None) -> None:
+        self.reserve = reserve
+        self.clock = clock or Clock()
+        self.limit: int | None = None
+        self.waited = 0.0
+        self._remaining: int | None = None
+        self._reset = 0.0
+        self._issued_since_report = 0
+        self._last_issue = float("-inf")
+        self._lock = threading.Lock()
+
+    def acquire(self, deadline: float | None = None) -> bool:
+        """
+        Wait until one more request may go out.
+
+        :param deadline: epoch seconds after which no request should start; ``None`` waits as long as
+            the window needs.
+        :return: ``False``, without waiting, when the request could only start after the deadline.
+        """
+        with self._lock:
+            while True:
+                wait = self._wait_needed(self.clock.now())
+                if wait <= 0:
+                    self._issued_since_report += 1
+                    self._last_issue = self.clock.now()
+                    return True
+                if deadline is not None and self.clock.now() + wait > deadline:
+                    return False
+                # Waiting under the lock keeps threads in line: each starts one interval after the last.
+                self.waited += wait
+                self.clock.sleep(wait)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Take in what an answer says of the rate limit (case-insensitive headers)."""
+        try:
+            remaining = int(headers.get("X-RateLimit-Remaining", ""))
+            reset = float(headers.get("X-RateLimit-Reset", ""))
+        except ValueError:
+            return
+        try:
+            limit = int(headers.get("X-RateLimit-Limit", ""))
+        except ValueError:
+            limit = None
+        with self._lock:
+            if limit is not None:
+                self.limit = limit
+            # Answers arrive out of order under concurrency; within a window the lowest count is the
+            # latest, and a later reset is a new window.
+            if reset > self._reset or self._remaining is None or remaining < self._remaining:
+                self._remaining = remaining
+                self._reset = reset
+                self._issued_since_report = 0
+
+    def cycle_budget(self, cycle_seconds: float) -> int | None:
+        """
+        Return how many requests one cycle may make, or ``None`` when Docker Hub states no limit.
+
+        :param cycle_seconds: the time between two cycles.
+        """
+        if self.limit is None:
+            return None
+        return max(0, math.floor(self.limit * cycle_seconds / RATE_WINDOW_SECONDS * CYCLE_SHARE))
+
+    def _wait_needed(self, now: float) -> float:
+        if self._remaining is None or now >= self._reset:
+            # Nothing known, or the window is over: the next answer reports the new one.
+            return 0.0
+        available = self._remaining - self._issued_since_report - self.reserve
+        if available <= 0:
+            # Small margin past the reset, as Docker Hub's clock and ours may differ by a moment.
+            return self._reset - now + 0.5
+        interval = (self._reset - now) / available
+        return max(0.0, self._last_issue + interval - now)

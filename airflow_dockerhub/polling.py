@@ -1,0 +1,169 @@
+"""
+Which repositories a cycle reads, when Docker Hub's rate limit does not allow reading all of them.
+
+Repositories with a build queued or running, a recent failure, or never read yet are read every cycle;
+the others take turns, least recently read first, so that every repository is read within a bounded
+number of cycles. What the choice needs from earlier cycles is kept in :class:`PollState`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow_dockerhub.builds import Build, BuildState, parse_timestamp
+
+#: How long a namespace's list of automated repositories is reused while its size stays the same.
+LISTING_TTL = timedelta(days=1)
+#: Requests kept out of a cycle's budget for the unexpected: a token renewal, a second history source.
+BUDGET_RESERVE = 5
+
+
+@dataclass
+class PollState:
+    """
+    What the monitor remembers between cycles about reading Docker Hub, as stored (plain JSON).
+
+    ``namespaces`` maps a namespace to ``listed_at`` (when it was last listed in full), ``count`` (the
+    listing's size then), ``automated`` (names of its repositories with automated builds) and
+    ``checked`` (name to whether it has automated builds, for listings that do not say).
+    ``repositories`` maps ``namespace/name`` to ``read_at`` (when its history was last read),
+    ``watch`` (whether its last reading showed a build that must be read every cycle) and ``source``
+    (the history source that answered).
+
+    :param namespaces: per namespace, its cached listing.
+    :param repositories: per repository, what its last reading showed.
+    """
+
+    namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    repositories: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_stored(cls, stored: Any, setting: str) -> PollState:
+        """
+        Read the stored state; anything unreadable starts over, since it only saves requests.
+
+        :param stored: the decoded stored value, or ``None``.
+        :param setting: where it came from (unused: a bad value is simply replaced).
+        """
+        if not isinstance(stored, Mapping):
+            return cls()
+        namespaces = stored.get("namespaces")
+        repositories = stored.get("repositories")
+        return cls(
+            {str(k): dict(v) for k, v in namespaces.items() if isinstance(v, Mapping)}
+            if isinstance(namespaces, Mapping)
+            else {},
+            {str(k): dict(v) for k, v in repositories.items() if isinstance(v, Mapping)}
+            if isinstance(repositories, Mapping)
+            else {},
+        )
+
+    def to_stored(self) -> dict[str, Any]:
+        return {"namespaces": self.namespaces, "repositories": self.repositories}
+
+    def cached_listing(self, namespace: str, count: int | None, now: datetime) -> list[str] | None:
+        """
+        Return the namespace's automated repositories from the last full listing, if still good.
+
+        :param count: the size the listing reports now; a different size means repositories were
+            added or removed, so the cache is not used.
+        :param now: the current moment.
+        """
+        cached = self.namespaces.get(namespace)
+        if not cached or count is None or cached.get("count") != count:
+            return None
+        listed_at = parse_timestamp(cached.get("listed_at"))
+        if listed_at is None or now - listed_at > LISTING_TTL:
+            return None
+        return list(cached.get("automated") or [])
+
+    def remember_listing(self, namespace: str, count: int, automated: Sequence[str], now: datetime) -> None:
+        self.namespaces[namespace] = {
+            **self.namespaces.get(namespace, {}),
+            "listed_at": now.isoformat(),
+            "count": count,
+            "automated": list(automated),
+        }
+
+    def was_checked(self, namespace: str, name: str) -> bool | None:
+        """Tell whether a repository the listing does not describe has automated builds, if known."""
+        return (self.namespaces.get(namespace) or {}).get("checked", {}).get(name)
+
+    def remember_check(self, namespace: str, name: str, automated: bool) -> None:
+        self.namespaces.setdefault(namespace, {}).setdefault("checked", {})[name] = automated
+
+    def remember_read(
+        self, repo_name: str, builds: Iterable[Build], source: str | None, now: datetime, max_age: timedelta
+    ) -> None:
+        """
+        Note what a repository's history showed.
+
+        :param builds: the newest build of each of its tags.
+        :param source: the history source that answered, ``None`` when neither had builds.
+        :param max_age: builds last updated longer ago than this no longer alert.
+        """
+        self.repositories[repo_name] = {
+            "read_at": now.isoformat(),
+            "watch": any(_needs_watching(build, now, max_age) for build in builds),
+            "source": source,
+        }
+
+    def forget_missing(self, namespace: str, present: Iterable[str]) -> None:
+        """Drop repositories of a namespace that its listing no longer has."""
+        keep = {f"{namespace}/{name}" for name in present}
+        for repo_name in [r for r in self.repositories if r.startswith(f"{namespace}/") and r not in keep]:
+            del self.repositories[repo_name]
+
+
+def _needs_watching(build: Build, now: datetime, max_age: timedelta) -> bool:
+    """Tell whether a build is still moving, or a recent failure that may be rebuilt or resolved soon."""
+    if build.state in (BuildState.QUEUED, BuildState.BUILDING):
+        return True
+    updated = build.last_updated or build.created
+    recent = updated is not None and now - updated <= max_age
+    return recent and build.state in (BuildState.FAILED, BuildState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """
+    The repositories a cycle reads, in order, and what waits for a later cycle.
+
+    :param read: ``namespace/name`` to read now, watched ones first.
+    :param deferred: repositories left for later cycles.
+    :param watched: how many of ``read`` are read every cycle.
+    :param sweep_cycles: how many cycles it takes, at this size and budget, to read every repository.
+    """
+
+    read: list[str]
+    deferred: list[str]
+    watched: int
+    sweep_cycles: int
+
+
+def plan_reads(state: PollState, repositories: Sequence[str], budget: int | None) -> ReadPlan:
+    """
+    Choose the repositories to read in one cycle.
+
+    :param state: what earlier cycles saw.
+    :param repositories: every automated repository, as ``namespace/name``.
+    :param budget: history reads the cycle may make; ``None`` reads them all.
+    """
+    watched, rest = [], []
+    for repo_name in repositories:
+        seen = state.repositories.get(repo_name)
+        (watched if seen is None or seen.get("watch") else rest).append(repo_name)
+    if budget is None or len(watched) + len(rest) <= budget:
+        return ReadPlan(watched + rest, [], len(watched), 1)
+
+    # Least recently read first; the name breaks ties, so turns are the same in every run.
+    rest.sort(key=lambda r: (state.repositories[r].get("read_at") or "", r))
+    turns = max(budget - len(watched), 0)
+    read = watched[:budget] + rest[:turns]
+    deferred = watched[budget:] + rest[turns:]
+    sweep = math.ceil(len(rest) / turns) if turns else 0
+    return ReadPlan(read, deferred, min(len(watched), budget), sweep)
