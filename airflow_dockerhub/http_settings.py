@@ -83,3 +83,23 @@ def retries_per_cycle() -> int:
     if value < 0:
         raise ValueError(f"[dockerhub] retries_per_cycle must be a whole number of zero or more, got {raw!r}")
     return value
+
+
+def read_concurrency() -> int:
+    """
+    Read how many Docker Hub history reads a cycle keeps in flight (``[dockerhub] read_concurrency``).
+
+    :raise ValueError: naming the option, when it is not a whole number from 1 to 64.
+    """
+    from airflow.configuration import conf
+
+    from airflow_dockerhub.monitor import DEFAULT_CONCURRENCY
+
+    raw = conf.get("dockerhub", "read_concurrency", fallback=str(DEFAULT_CONCURRENCY))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise ValueError(f"[dockerhub] read_concurrency must be a whole number from 1 to 64, got {raw!r}")
+    return value

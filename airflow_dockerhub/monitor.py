@@ -198,7 +198,9 @@ def fetch_snapshot(
                 continue
             automated += [f"{namespace}/{name}" for name in names]
 
-        budget = hook.pacer.cycle_budget(cycle_seconds)
+        # The rest of the cycle, and each window's reserve, are left to the build notifier, the
+        # sensor and people sharing the account.
+        budget = hook.pacer.cycle_budget(cycle_seconds * READ_SHARE)
         if budget is not None:
             budget = max(budget - hook.requests_sent - BUDGET_RESERVE, 0)
         plan = plan_reads(state, automated, budget)

@@ -10,9 +10,6 @@ from dataclasses import dataclass
 
 #: Docker Hub documents its limit per minute; the headers do not say how long a window is.
 RATE_WINDOW_SECONDS = 60.0
-#: Share of a cycle's rate-limit allowance the monitor plans to use, leaving room for the build
-#: notifier, the sensor and people using the same account.
-CYCLE_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -94,15 +91,19 @@ class RatePacer:
                 self._reset = reset
                 self._issued_since_report = 0
 
-    def cycle_budget(self, cycle_seconds: float) -> int | None:
+    def cycle_budget(self, read_seconds: float) -> int | None:
         """
-        Return how many requests one cycle may make, or ``None`` when Docker Hub states no limit.
+        Return how many requests fit in a cycle's reading time, or ``None`` when Docker Hub states no limit.
 
-        :param cycle_seconds: the time between two cycles.
+        Each window's requests but the reserve are spread over the window, so this many go out in
+        ``read_seconds`` without a wait past them.
+
+        :param read_seconds: how long the cycle may read.
         """
         if self.limit is None:
             return None
-        return max(0, math.floor(self.limit * cycle_seconds / RATE_WINDOW_SECONDS * CYCLE_SHARE))
+        per_window = max(self.limit - self.reserve, 0)
+        return math.floor(per_window * read_seconds / RATE_WINDOW_SECONDS)
 
     def _wait_needed(self, now: float) -> float:
         if self._remaining is None or now >= self._reset:

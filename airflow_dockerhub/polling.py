@@ -1,8 +1,8 @@
 """
 Which repositories a cycle reads, when Docker Hub's rate limit does not allow reading all of them.
 
-Repositories with a build queued or running, a recent failure, or never read yet are read every cycle;
-the others take turns, least recently read first, so that every repository is read within a bounded
+Repositories with a build queued or running, or a recent failure, are read every cycle; the others
+take turns, never read and least recently read first, so that every repository is read within a bounded
 number of cycles. What the choice needs from earlier cycles is kept in :class:`PollState`.
 """
 
@@ -156,12 +156,13 @@ def plan_reads(state: PollState, repositories: Sequence[str], budget: int | None
     watched, rest = [], []
     for repo_name in repositories:
         seen = state.repositories.get(repo_name)
-        (watched if seen is None or seen.get("watch") else rest).append(repo_name)
+        (watched if seen and seen.get("watch") else rest).append(repo_name)
     if budget is None or len(watched) + len(rest) <= budget:
         return ReadPlan(watched + rest, [], len(watched), 1)
 
-    # Least recently read first; the name breaks ties, so turns are the same in every run.
-    rest.sort(key=lambda r: (state.repositories[r].get("read_at") or "", r))
+    # Never read first, then least recently read; the name breaks ties, so turns are the same in
+    # every run.
+    rest.sort(key=lambda r: ((state.repositories.get(r) or {}).get("read_at") or "", r))
     turns = max(budget - len(watched), 0)
     read = watched[:budget] + rest[:turns]
     deferred = watched[budget:] + rest[turns:]

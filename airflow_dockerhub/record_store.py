@@ -10,9 +10,13 @@ from airflow.sdk import Variable
 
 from airflow_dockerhub.health import MonitorHealth
 from airflow_dockerhub.ledger import AlertRecord
-from airflow_dockerhub.settings import ALERT_RECORD_VARIABLE, HEALTH_VARIABLE
+from airflow_dockerhub.polling import PollState
+from airflow_dockerhub.settings import ALERT_RECORD_VARIABLE, HEALTH_VARIABLE, POLL_STATE_VARIABLE
 
 DESCRIPTION = "Alerts delivered by the Docker Hub build monitor; delete to start over."
+POLL_STATE_DESCRIPTION = (
+    "Cached listings and reading turns of the Docker Hub build monitor; deleting it costs requests only."
+)
 HEALTH_DESCRIPTION = "Namespaces the Docker Hub build monitor cannot read, rejected logins, and who was told."
 
 #: How many times a change is written again when another writer's save keeps replacing it.
@@ -95,3 +99,21 @@ def load_health() -> MonitorHealth:
 def save_health(health: MonitorHealth) -> None:
     """Store the monitor's own problems; only the monitor's record step writes them."""
     Variable.set(HEALTH_VARIABLE, health.to_stored(), description=HEALTH_DESCRIPTION, serialize_json=True)
+
+
+def load_poll_state() -> PollState:
+    """Read what earlier cycles learned about reading Docker Hub; an unreadable value starts over."""
+    raw = Variable.get(POLL_STATE_VARIABLE, default=None)
+    try:
+        stored = json.loads(raw) if isinstance(raw, str) and raw.strip() else raw
+    except ValueError:
+        log.warning("The %s variable is not JSON; starting over", POLL_STATE_VARIABLE)
+        stored = None
+    return PollState.from_stored(stored, f"the {POLL_STATE_VARIABLE} variable")
+
+
+def save_poll_state(state: PollState) -> None:
+    """Store what this cycle learned about reading Docker Hub; only the monitor's fetch step writes it."""
+    Variable.set(
+        POLL_STATE_VARIABLE, state.to_stored(), description=POLL_STATE_DESCRIPTION, serialize_json=True
+    )

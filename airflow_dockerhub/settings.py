@@ -26,6 +26,8 @@ RETRY_CONFIRM_VARIABLE = "dockerhub_retry_confirm_minutes"
 UNREADABLE_CYCLES_VARIABLE = "dockerhub_unreadable_alert_cycles"
 #: Written by the monitor: namespaces it cannot read and rejected credentials, and who was told.
 HEALTH_VARIABLE = "dockerhub_monitor_health"
+#: Written by the monitor: cached listings, which repositories were read when, their history source.
+POLL_STATE_VARIABLE = "dockerhub_poll_state"
 
 #: How many notices to one chat target in one cycle become a single grouped message, and how many
 #: failing repositories in one cycle look like a Docker Hub incident, during which rebuilds pause.

@@ -49,6 +49,7 @@ def create_build_monitor_dag(
     dockerhub_conn_id: str = DOCKERHUB_CONN_ID,
     webhook_conn_id: str = NOTIFY_CONN_ID,
     schedule: str | None = "*/5 * * * *",
+    cycle_seconds: float = 300.0,
 ) -> DAG:
     """
     Create the build monitor DAG.
@@ -61,6 +62,8 @@ def create_build_monitor_dag(
     :param dockerhub_conn_id: the Docker Hub connection.
     :param webhook_conn_id: the connection whose host is the notification URL.
     :param schedule: how often to poll.
+    :param cycle_seconds: the time between two scheduled runs: a cycle spends at most its share of
+        Docker Hub's rate limit over this time, and reads for at most 80 % of it.
     """
     delivery_retries = conf.getint("dockerhub", "delivery_retries", fallback=2)
     retry_delay = conf.getfloat("dockerhub", "delivery_retry_delay_seconds", fallback=30.0)
@@ -110,14 +113,27 @@ def create_build_monitor_dag(
             import pendulum
 
             from airflow_dockerhub.alerts import due_alerts
+            from airflow_dockerhub.builds import BuildState
             from airflow_dockerhub.hooks.dockerhub import DockerHubHook
             from airflow_dockerhub.monitor import summary_table
+            from airflow_dockerhub.record_store import load_poll_state, load_record, save_poll_state
 
             settings = _read_settings(params or {}, webhook_conn_id)
             hook = DockerHubHook(dockerhub_conn_id=dockerhub_conn_id)
-            snapshot = _fetch_guarding_the_login(hook, settings.namespaces)
+            poll_state = load_poll_state()
+            snapshot = _fetch_guarding_the_login(
+                hook, settings.namespaces, poll_state, settings.thresholds.max_age_hours, cycle_seconds
+            )
+            if snapshot.login_worked:
+                save_poll_state(poll_state)
             due = due_alerts(snapshot.builds, pendulum.now("UTC"), settings.thresholds)
 
+            # Evaluation needs the builds that may alert, and the newest build of tags the record
+            # knows (to resolve them); a big namespace's successes would only weigh down the XCom.
+            tracked = {(entry["repository"], entry["tag"]) for entry in load_record().entries.values()}
+            snapshot.keep_only(
+                lambda build: build.state is not BuildState.SUCCESS or (build.repo_name, build.tag) in tracked
+            )
             logging.getLogger(__name__).info(
                 "Docker Hub namespaces %s:\n%s",
                 ", ".join(settings.namespaces),
@@ -384,13 +400,14 @@ def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID)
     )
 
 
-def _fetch_guarding_the_login(hook, namespaces):
+def _fetch_guarding_the_login(hook, namespaces, poll_state, max_age_hours, cycle_seconds):
     """Fetch, unless these credentials were rejected lately; a rejection blocks them for a while."""
     import logging
 
     import pendulum
 
     from airflow_dockerhub.exceptions import DockerHubLoginError
+    from airflow_dockerhub.http_settings import read_concurrency
     from airflow_dockerhub.login_guard import block, blocked_message
     from airflow_dockerhub.monitor import Snapshot, fetch_snapshot
 
@@ -405,7 +422,15 @@ def _fetch_guarding_the_login(hook, namespaces):
             log.error("%s", message)
             return Snapshot(login_rejected={"docker_id": login, "reason": message})
     try:
-        return fetch_snapshot(hook, namespaces)
+        return fetch_snapshot(
+            hook,
+            namespaces,
+            poll_state,
+            now=now,
+            max_age=timedelta(hours=max_age_hours),
+            concurrency=read_concurrency(),
+            cycle_seconds=cycle_seconds,
+        )
     except DockerHubLoginError as error:
         Variable.set(LOGIN_BLOCK_VARIABLE, block(login, secret, now, str(error)), serialize_json=True)
         reason = f"{error}. No login is tried again for an hour, or until the connection's credentials change"

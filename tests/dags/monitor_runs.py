@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
-from airflow_dockerhub.settings import ALERT_RECORD_VARIABLE, HEALTH_VARIABLE, LOGIN_BLOCK_VARIABLE
+from airflow_dockerhub.settings import (
+    ALERT_RECORD_VARIABLE,
+    HEALTH_VARIABLE,
+    LOGIN_BLOCK_VARIABLE,
+    POLL_STATE_VARIABLE,
+)
 
 DAG_ID = "dockerhub_build_monitor"
 
@@ -15,6 +20,7 @@ def reset_record():
     Variable.delete(ALERT_RECORD_VARIABLE)
     Variable.delete(LOGIN_BLOCK_VARIABLE)
     Variable.delete(HEALTH_VARIABLE)
+    Variable.delete(POLL_STATE_VARIABLE)
 
 
 def stored_record():

@@ -1,0 +1,113 @@
+"""Reading big namespaces inside Docker Hub's rate limit: turns, watched repositories, cached listings."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_dockerhub.emulator import HubState, create_hub_app, serve_in_thread
+from airflow_dockerhub.hooks.dockerhub import DockerHubHook
+from airflow_dockerhub.monitor import fetch_snapshot
+from airflow_dockerhub.pacing import Clock, RatePacer
+from airflow_dockerhub.polling import PollState, plan_reads
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _state_with(reads):
+    state = PollState()
+    for name, (read_at, watch) in reads.items():
+        state.repositories[name] = {"read_at": read_at, "watch": watch, "source": "legacy"}
+    return state
+
+
+def test_everything_is_read_when_the_budget_allows_it():
+    plan = plan_reads(PollState(), ["a/x", "a/y"], budget=None)
+    assert plan.read == ["a/x", "a/y"] and plan.deferred == [] and plan.sweep_cycles == 1
+
+
+def test_watched_repositories_come_first_and_the_rest_take_turns_oldest_first():
+    state = _state_with(
+        {
+            "a/busy": ("2026-12-01T11:55", True),
+            "a/old": ("2026-12-01T10:00", False),
+            "a/new": ("2026-12-01T11:55", False),
+        }
+    )
+    plan = plan_reads(state, ["a/new", "a/old", "a/busy", "a/unseen"], budget=3)
+    assert plan.read == ["a/busy", "a/unseen", "a/old"]
+    assert plan.deferred == ["a/new"]
+    assert plan.watched == 1
+    assert plan.sweep_cycles == 2
+
+
+@pytest.fixture
+def bulk_hub(monkeypatch):
+    state = HubState(T0)
+    state.populate("bulk", 100, builds=2, failing_every=1000)
+    with serve_in_thread(create_hub_app(state)) as server:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DOCKERHUB_DEFAULT", json.dumps({"conn_type": "dockerhub", "host": server.url})
+        )
+        yield state
+
+
+def _cycle(hub, poll_state, cycle_seconds=60.0):
+    """One cycle on the emulator's clock: the pacer's waits move that clock instead of sleeping."""
+    clock = Clock(now=lambda: hub.now.timestamp(), sleep=hub.advance_clock)
+    hook = DockerHubHook(pacer=RatePacer(reserve=6, clock=clock))
+    start = hub.now
+    snapshot = fetch_snapshot(
+        hook,
+        ["bulk"],
+        poll_state,
+        now=start,
+        concurrency=4,
+        cycle_seconds=cycle_seconds,
+        max_age=timedelta(hours=24),
+    )
+    hub.now = max(hub.now, start + timedelta(seconds=cycle_seconds))
+    return snapshot
+
+
+def test_a_namespace_bigger_than_the_budget_is_read_in_turns_without_a_429(bulk_hub):
+    # 40 requests a minute, 6 kept in hand, and 48 s of reading in a one-minute cycle: 27 requests,
+    # one for the listing and 5 kept for the unexpected leave 21 history reads.
+    bulk_hub.rate_limit, bulk_hub.rate_window = 40, 60.0
+    poll_state = PollState()
+    read = []
+    for _ in range(5):
+        snapshot = _cycle(bulk_hub, poll_state)
+        read.append(snapshot.repositories_polled)
+    assert bulk_hub.stats()["rate_limited"] == 0
+    assert read[0] == 21 and snapshot.sweep_cycles == 5
+    assert len(poll_state.repositories) == 100, "every repository was read within the predicted sweep"
+
+
+def test_a_repository_with_a_build_in_progress_is_read_every_cycle(bulk_hub):
+    bulk_hub.rate_limit, bulk_hub.rate_window = 40, 60.0
+    bulk_hub.add_build("bulk", "repo-00077", status=0, created_minutes_ago=1)
+    poll_state = PollState()
+    for _ in range(4):
+        _cycle(bulk_hub, poll_state)
+    assert poll_state.repositories["bulk/repo-00077"]["watch"]
+
+    failed = bulk_hub.add_build("bulk", "repo-00077", status=-1, created_minutes_ago=0)
+    snapshot = _cycle(bulk_hub, poll_state)
+    assert failed["build_code"] in {build.build_key for build in snapshot.builds}
+
+
+def test_an_unchanged_listing_is_not_read_again_and_a_changed_one_is(bulk_hub):
+    poll_state = PollState()
+    _cycle(bulk_hub, poll_state)
+    bulk_hub.reset_stats()
+    _cycle(bulk_hub, poll_state)
+    listing_pages = [p for _, p in bulk_hub.requests if p.rstrip("/") == "/v2/repositories/bulk"]
+    assert len(listing_pages) == 1, "the first page tells the size; the cached names are reused"
+
+    bulk_hub.populate("bulk", 1, prefix="late-")
+    snapshot = _cycle(bulk_hub, poll_state)
+    assert "bulk/late-00000" in poll_state.repositories
+    assert snapshot.repositories_seen == 101
