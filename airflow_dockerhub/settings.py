@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_dockerhub.alerts import Thresholds
-from airflow_dockerhub.retries import RetryPolicy
+    from airflow_dockerhub.retries import RetryPolicy
 
 NAMESPACES_VARIABLE = "dockerhub_namespaces"
 QUEUED_THRESHOLD_VARIABLE = "dockerhub_queued_threshold_minutes"
@@ -64,8 +64,15 @@ class MonitorSettings:
     targets: tuple[str, ...] = (NOTIFY_CONN_ID,)
     reminder_hours: float = 0
     incident_threshold: int = DEFAULT_INCIDENT_THRESHOLD
-    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    retry_policy: RetryPolicy = field(default_factory=lambda: _default_retry_policy())
     unreadable_cycles: int = 3
+
+
+def _default_retry_policy() -> RetryPolicy:
+    # Imported late: DAG files import this module for the setting names, and parsing must stay quick.
+    from airflow_dockerhub.retries import RetryPolicy
+
+    return RetryPolicy()
 
 
 def parse_namespaces(value: Any, setting: str) -> tuple[str, ...]:

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_dockerhub.exceptions import WebhookDeliveryError
-from airflow_dockerhub.hooks.webhook import WebhookHook
 from airflow_dockerhub.settings import NOTIFY_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_dockerhub.hooks.webhook import WebhookHook
 
 REQUIRED_FIELDS = ("event_id", "event", "payload")
 
@@ -52,6 +53,9 @@ class DockerHubWebhookOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> WebhookHook:
+        # Imported here: DAG files import this operator, and parsing them must stay quick.
+        from airflow_dockerhub.hooks.webhook import WebhookHook
+
         return WebhookHook(webhook_conn_id=self.alert.get("target") or self.webhook_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
