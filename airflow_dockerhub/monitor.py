@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Pages of one listing read at most, whatever its count says.
+MAX_PAGES = 1000
+
 
 @dataclass
 class Snapshot:
@@ -279,8 +282,9 @@ def _automated_repositories(
         return cached
 
     entries = [entry for entry in first["results"] if isinstance(entry, dict)]
-    if count is not None and count > len(entries):
-        pages = range(2, math.ceil(count / max(len(entries), 1)) + 1)
+    if count is not None and count > len(entries) and first.get("next"):
+        # A count that lies is not followed into thousands of empty pages.
+        pages = range(2, min(math.ceil(count / max(len(entries), 1)), MAX_PAGES) + 1)
         for page in pool.map(lambda number: hook.listing_page(namespace, number), pages):
             entries += [entry for entry in page.get("results") or [] if isinstance(entry, dict)]
     elif first.get("next"):
