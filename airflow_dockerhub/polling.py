@@ -1,8 +1,9 @@
 """
 Which repositories a cycle reads, when Docker Hub's rate limit does not allow reading all of them.
 
-Repositories with a build queued or running, or a recent failure, are read every cycle; the others
-take turns, never read and least recently read first, so that every repository is read within a bounded
+Repositories with a build queued or running are read every cycle, and so are those with a recent
+failure, as long as they take at most half of what is left; the others take turns, never read and
+least recently read first, so that every repository is read within a bounded
 number of cycles. What the choice needs from earlier cycles is kept in :class:`PollState`.
 """
 
@@ -20,6 +21,9 @@ from airflow_dockerhub.builds import Build, BuildState, parse_timestamp
 LISTING_TTL = timedelta(days=1)
 #: Requests kept out of a cycle's budget for the unexpected: a token renewal, a second history source.
 BUDGET_RESERVE = 5
+#: Why a repository is read every cycle: a build queued or running, or a recent failure.
+ACTIVE = "active"
+FAILING = "failing"
 
 
 @dataclass
@@ -31,7 +35,8 @@ class PollState:
     listing's size then), ``automated`` (names of its repositories with automated builds) and
     ``checked`` (name to whether it has automated builds, for listings that do not say).
     ``repositories`` maps ``namespace/name`` to ``read_at`` (when its history was last read),
-    ``watch`` (whether its last reading showed a build that must be read every cycle) and ``source``
+    ``watch`` (``active`` when its last reading showed a build queued or running, ``failing`` for a
+    recent failure, else null) and ``source``
     (the history source that answered).
 
     :param namespaces: per namespace, its cached listing.
@@ -106,9 +111,10 @@ class PollState:
         :param source: the history source that answered, ``None`` when neither had builds.
         :param max_age: builds last updated longer ago than this no longer alert.
         """
+        reasons = {_watch_reason(build, now, max_age) for build in builds}
         self.repositories[repo_name] = {
             "read_at": now.isoformat(),
-            "watch": any(_needs_watching(build, now, max_age) for build in builds),
+            "watch": ACTIVE if ACTIVE in reasons else FAILING if FAILING in reasons else None,
             "source": source,
         }
 
@@ -119,13 +125,13 @@ class PollState:
             del self.repositories[repo_name]
 
 
-def _needs_watching(build: Build, now: datetime, max_age: timedelta) -> bool:
-    """Tell whether a build is still moving, or a recent failure that may be rebuilt or resolved soon."""
+def _watch_reason(build: Build, now: datetime, max_age: timedelta) -> str | None:
+    """Tell why a build calls for reading its repository every cycle: moving, or a recent failure."""
     if build.state in (BuildState.QUEUED, BuildState.BUILDING):
-        return True
+        return ACTIVE
     updated = build.last_updated or build.created
     recent = updated is not None and now - updated <= max_age
-    return recent and build.state in (BuildState.FAILED, BuildState.CANCELLED)
+    return FAILING if recent and build.state in (BuildState.FAILED, BuildState.CANCELLED) else None
 
 
 @dataclass(frozen=True)
@@ -153,18 +159,29 @@ def plan_reads(state: PollState, repositories: Sequence[str], budget: int | None
     :param repositories: every automated repository, as ``namespace/name``.
     :param budget: history reads the cycle may make; ``None`` reads them all.
     """
-    watched, rest = [], []
+    active, failing, rest = [], [], []
     for repo_name in repositories:
-        seen = state.repositories.get(repo_name)
-        (watched if seen and seen.get("watch") else rest).append(repo_name)
-    if budget is None or len(watched) + len(rest) <= budget:
-        return ReadPlan(watched + rest, [], len(watched), 1)
+        watch = (state.repositories.get(repo_name) or {}).get("watch")
+        # Stored before reasons were told apart: true meant a build in progress or a failure.
+        (active if watch in (ACTIVE, True) else failing if watch == FAILING else rest).append(repo_name)
+    if budget is None or len(active) + len(failing) + len(rest) <= budget:
+        return ReadPlan(active + failing + rest, [], len(active) + len(failing), 1)
 
-    # Never read first, then least recently read; the name breaks ties, so turns are the same in
-    # every run.
-    rest.sort(key=lambda r: ((state.repositories.get(r) or {}).get("read_at") or "", r))
-    turns = max(budget - len(watched), 0)
-    read = watched[:budget] + rest[:turns]
-    deferred = watched[budget:] + rest[turns:]
+    def least_recently_read(names: list[str]) -> list[str]:
+        # Never read first; the name breaks ties, so turns are the same in every run.
+        return sorted(names, key=lambda r: ((state.repositories.get(r) or {}).get("read_at") or "", r))
+
+    read = active[:budget]
+    room = budget - len(read)
+    # A failed build is final: what comes next is a new build, which the turns find too. So
+    # failures take at most half of what moving builds leave, and the turns never starve, however
+    # many repositories fail at once.
+    failing = least_recently_read(failing)
+    every_cycle = failing[: room // 2]
+    read += every_cycle
+    rest = least_recently_read(rest + failing[room // 2 :])
+    turns = budget - len(read)
+    read += rest[:turns]
+    deferred = active[budget:] + rest[turns:]
     sweep = math.ceil(len(rest) / turns) if turns else 0
-    return ReadPlan(read, deferred, min(len(watched), budget), sweep)
+    return ReadPlan(read, deferred, min(len(active), budget) + len(every_cycle), sweep)

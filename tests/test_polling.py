@@ -43,6 +43,20 @@ def test_watched_repositories_come_first_and_the_rest_take_turns_oldest_first():
     assert plan.sweep_cycles == 2
 
 
+def test_recent_failures_take_at_most_half_of_what_moving_builds_leave():
+    reads = {f"a/fail-{n}": (f"2026-12-01T11:{n:02d}", "failing") for n in range(10)}
+    reads.update({f"a/quiet-{n}": ("2026-12-01T09:00", None) for n in range(20)})
+    reads["a/moving"] = ("2026-12-01T11:55", "active")
+    plan = plan_reads(_state_with(reads), sorted(reads), budget=9)
+
+    assert plan.read[0] == "a/moving"
+    # 8 left: 4 for the failures least recently read, 4 turns for everything else.
+    assert plan.read[1:5] == ["a/fail-0", "a/fail-1", "a/fail-2", "a/fail-3"]
+    assert all(name.startswith("a/quiet-") for name in plan.read[5:])
+    assert plan.watched == 5
+    assert plan.sweep_cycles == 7  # 26 repositories in turns, 4 a cycle
+
+
 @pytest.fixture
 def bulk_hub(monkeypatch):
     state = HubState(T0)
