@@ -53,6 +53,7 @@ class Snapshot:
     :param watched: repositories read every cycle (a build moving, a recent failure, new ones).
     :param repositories_deferred: automated repositories left for a later cycle by the rate limit.
     :param sweep_cycles: cycles it takes to read every repository at the current size and budget.
+    :param sweep_bound: cycles a sweep takes at most, however many repositories start failing.
     :param requests: requests sent to Docker Hub in this cycle.
     :param tag_states: how many tags' newest build is in each state, counted before :meth:`keep_only`.
     """
@@ -70,6 +71,7 @@ class Snapshot:
     watched: int = 0
     repositories_deferred: int = 0
     sweep_cycles: int = 1
+    sweep_bound: int = 1
     requests: int = 0
     tag_states: dict[str, int] = field(default_factory=dict)
 
@@ -108,6 +110,7 @@ class Snapshot:
             "watched": self.watched,
             "repositories_deferred": self.repositories_deferred,
             "sweep_cycles": self.sweep_cycles,
+            "sweep_bound": self.sweep_bound,
             "requests": self.requests,
             "tag_states": dict(self.tag_states),
         }
@@ -133,6 +136,7 @@ class Snapshot:
             watched=value.get("watched", 0),
             repositories_deferred=value.get("repositories_deferred", 0),
             sweep_cycles=value.get("sweep_cycles", 1),
+            sweep_bound=value.get("sweep_bound", 1),
             requests=value.get("requests", 0),
             tag_states=dict(value.get("tag_states") or {}),
         )
@@ -207,17 +211,23 @@ def fetch_snapshot(
         if budget is not None:
             budget = max(budget - hook.requests_sent - BUDGET_RESERVE, 0)
         plan = plan_reads(state, automated, budget)
-        snapshot.watched, snapshot.sweep_cycles = plan.watched, plan.sweep_cycles
+        snapshot.watched, snapshot.sweep_cycles, snapshot.sweep_bound = (
+            plan.watched,
+            plan.sweep_cycles,
+            plan.sweep_bound,
+        )
         snapshot.repositories_deferred = len(plan.deferred)
         if plan.deferred:
             log.info(
                 "Docker Hub's rate limit allows %s history reads this cycle for %s automated "
-                "repositories: %s watched ones every cycle, the other %s in turns; a full sweep takes %s",
+                "repositories: %s watched ones every cycle, the other %s in turns; a full sweep takes %s "
+                "(at most %s however many start failing)",
                 budget,
                 len(automated),
                 plan.watched,
                 len(automated) - plan.watched,
                 f"{plan.sweep_cycles} cycles" if plan.sweep_cycles else "forever at this budget",
+                plan.sweep_bound or "forever",
             )
         results = pool.map(lambda repo_name: _read_history(hook, repo_name), plan.read)
         per_namespace: dict[str, list[bool]] = {}
@@ -339,6 +349,7 @@ def summary_table(snapshot: Snapshot, alerts_due: int) -> str:
         ("  of them watched every cycle", snapshot.watched),
         ("left for a later cycle", snapshot.repositories_deferred),
         ("cycles per full sweep", snapshot.sweep_cycles),
+        ("  at most, if many fail", snapshot.sweep_bound),
         ("skipped, not automated", snapshot.skipped_not_automated),
         ("skipped, no build history", snapshot.skipped_no_history),
         *((f"tags whose newest build is {state.value}", states.get(state.value, 0)) for state in BuildState),

@@ -143,12 +143,15 @@ class ReadPlan:
     :param deferred: repositories left for later cycles.
     :param watched: how many of ``read`` are read every cycle.
     :param sweep_cycles: how many cycles it takes, at this size and budget, to read every repository.
+    :param sweep_bound: how many cycles a sweep can take at most while the builds in progress stay as
+        many: even if failures took their whole half, the turns still read this fast.
     """
 
     read: list[str]
     deferred: list[str]
     watched: int
     sweep_cycles: int
+    sweep_bound: int = 1
 
 
 def plan_reads(state: PollState, repositories: Sequence[str], budget: int | None) -> ReadPlan:
@@ -165,7 +168,7 @@ def plan_reads(state: PollState, repositories: Sequence[str], budget: int | None
         # Stored before reasons were told apart: true meant a build in progress or a failure.
         (active if watch in (ACTIVE, True) else failing if watch == FAILING else rest).append(repo_name)
     if budget is None or len(active) + len(failing) + len(rest) <= budget:
-        return ReadPlan(active + failing + rest, [], len(active) + len(failing), 1)
+        return ReadPlan(active + failing + rest, [], len(active) + len(failing), 1, 1)
 
     def least_recently_read(names: list[str]) -> list[str]:
         # Never read first; the name breaks ties, so turns are the same in every run.
@@ -173,6 +176,7 @@ def plan_reads(state: PollState, repositories: Sequence[str], budget: int | None
 
     read = active[:budget]
     room = budget - len(read)
+    not_moving = len(failing) + len(rest)
     # A failed build is final: what comes next is a new build, which the turns find too. So
     # failures take at most half of what moving builds leave, and the turns never starve, however
     # many repositories fail at once.
@@ -184,4 +188,6 @@ def plan_reads(state: PollState, repositories: Sequence[str], budget: int | None
     read += rest[:turns]
     deferred = active[budget:] + rest[turns:]
     sweep = math.ceil(len(rest) / turns) if turns else 0
-    return ReadPlan(read, deferred, min(len(active), budget) + len(every_cycle), sweep)
+    # Failures take at most half the room, so at least the other half goes to turns.
+    bound = math.ceil(not_moving / math.ceil(room / 2)) if room else 0
+    return ReadPlan(read, deferred, min(len(active), budget) + len(every_cycle), sweep, bound)

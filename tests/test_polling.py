@@ -55,6 +55,7 @@ def test_recent_failures_take_at_most_half_of_what_moving_builds_leave():
     assert all(name.startswith("a/quiet-") for name in plan.read[5:])
     assert plan.watched == 5
     assert plan.sweep_cycles == 7  # 26 repositories in turns, 4 a cycle
+    assert plan.sweep_bound == 8  # 30 repositories not moving, at least 4 of them a cycle
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_a_namespace_bigger_than_the_budget_is_read_in_turns_without_a_429(bulk_
         snapshot = _cycle(bulk_hub, poll_state)
         read.append(snapshot.repositories_polled)
     assert bulk_hub.stats()["rate_limited"] == 0
-    assert read[0] == 21 and snapshot.sweep_cycles == 5
+    assert read[0] == 21 and snapshot.sweep_cycles == 5 and snapshot.sweep_bound == 10
     assert len(poll_state.repositories) == 100, "every repository was read within the predicted sweep"
 
 
