@@ -300,7 +300,7 @@ def fetch_snapshot(
             source, builds, gone = outcome
             state.remember_read(repo_name, builds, source, now, max_age, gone=bool(gone))
             if gone:
-                answers.setdefault(namespace, set()).add(gone)
+                answers.setdefault(namespace, set()).update(gone.split(", "))
             if source is None:
                 log.info("Skipping %s: automated, but neither build-history source has builds", repo_name)
                 snapshot.skipped_no_history += 1

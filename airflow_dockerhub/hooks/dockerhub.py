@@ -353,7 +353,9 @@ class DockerHubHook(BaseHook):
                 self._history_sources[repo_name] = source
                 return HistoryRead(source, builds)
         if len(gone) == len(sources):
-            return HistoryRead(None, [], gone=True, answer=", ".join(str(status) for status in gone))
+            return HistoryRead(
+                None, [], gone=True, answer=", ".join(sorted({str(status) for status in gone}))
+            )
         return HistoryRead(None, [])
 
     def latest_build(
