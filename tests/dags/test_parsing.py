@@ -98,3 +98,67 @@ def test_rebuild_dag_is_started_by_hand_with_documented_params():
         "tag",
     }
     assert all(dag.params.get_param(name).description for name in dag.params)
+
+
+# Parses the DAG folder as the dag-processor would and prints the monitor's schedule and the gap
+# its cycle budget is counted over, or the import error.
+SCHEDULE = textwrap.dedent(
+    """
+    import socket, sys
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("network access at parse time")
+
+    socket.socket.connect = refuse
+    socket.create_connection = refuse
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:
+        from airflow.models.dagbag import DagBag
+    bag = DagBag(dag_folder=sys.argv[1])
+    if bag.import_errors:
+        print("IMPORT ERROR", *bag.import_errors.values())
+    else:
+        dag = bag.dags["dockerhub_build_monitor"]
+        print("SCHEDULE", dag.timetable.expression)
+    """
+)
+
+
+def _parse_with_schedule(tmp_path, value):
+    env = os.environ.copy()
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{tmp_path}/missing-dir/airflow.db"
+    env["AIRFLOW__DOCKERHUB__MONITOR_SCHEDULE"] = value
+    result = subprocess.run(
+        [sys.executable, "-c", SCHEDULE, str(DAGS)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tmp_path / "missing-dir").exists(), "the schedule is read without the database"
+    return result.stdout
+
+
+def test_the_monitor_schedule_is_overridden_by_the_airflow_configuration(tmp_path):
+    assert "SCHEDULE */15 * * * *" in _parse_with_schedule(tmp_path, "*/15 * * * *")
+    hourly = _parse_with_schedule(tmp_path, "@hourly").strip().splitlines()[-1]
+    assert hourly in ("SCHEDULE @hourly", "SCHEDULE 0 * * * *")
+
+
+def test_a_bad_monitor_schedule_fails_the_import_naming_the_option(tmp_path):
+    output = _parse_with_schedule(tmp_path, "every five minutes")
+    assert "IMPORT ERROR" in output
+    assert "[dockerhub] monitor_schedule (AIRFLOW__DOCKERHUB__MONITOR_SCHEDULE)" in output
+    assert "'every five minutes'" in output
+
+
+def test_the_cycle_budget_follows_the_schedule():
+    from airflow_dockerhub.settings import parse_schedule, schedule_cycle_seconds
+
+    assert parse_schedule(None) == "*/5 * * * *" and parse_schedule("none") is None
+    assert schedule_cycle_seconds("*/5 * * * *", 300.0) == 300.0
+    assert schedule_cycle_seconds("0 * * * *", 300.0) == 3600.0
+    assert schedule_cycle_seconds(None, 300.0) == 300.0
