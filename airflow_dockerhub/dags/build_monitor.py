@@ -1,4 +1,4 @@
-"""The five-minute Docker Hub build monitor, as a DAG factory."""
+"""The Docker Hub build monitor (every five minutes unless configured otherwise), as a DAG factory."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ Polls the build history of every automated repository in the namespaces of the
 `dockerhub_namespaces` variable and sends a webhook, shaped like Docker Hub's own push
 webhook, for every build that failed, was cancelled, sits queued too long or runs too long.
 Each alert is delivered once: the record of delivered alerts is the variable
-`dockerhub_alert_record`; delete it to start over.
+`dockerhub_alert_record`; delete it to start over. Tags named in `dockerhub_freshness_rules`
+are checked for recent pushes in the same cycle, whatever builds them.
 """
 
 
