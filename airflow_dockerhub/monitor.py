@@ -538,16 +538,8 @@ class CyclePlan:
                 "recovered": notice.recovered,
             }
             message = render_health(message_format, notice)
-            self.deliveries.append(
-                {
-                    "event_id": message.message_id,
-                    "event": message.event,
-                    "payload": message.body,
-                    "target": target,
-                    "notice_ids": list(message.notice_ids),
-                    "test": False,
-                    "label": f"{target}: {notice.subject} {notice.event.removeprefix('monitor.')}",
-                }
+            self._deliver(
+                message, target, f"{target}: {notice.subject} {notice.event.removeprefix('monitor.')}"
             )
 
     def add_tag_messages(
@@ -561,19 +553,9 @@ class CyclePlan:
                 "alert_ids": list(notice.alert_ids),
                 "number": 0,
             }
-            message = render_tag(message_format, notice, now)
-            self.deliveries.append(
-                {
-                    "event_id": message.message_id,
-                    "event": message.event,
-                    "payload": message.body,
-                    "target": target,
-                    "notice_ids": list(message.notice_ids),
-                    "test": False,
-                    "label": f"{target}: {notice.state.rule.repository}:{notice.state.tag or notice.state.rule.tag} "
-                    f"{notice.event.removeprefix('tag.')}",
-                }
-            )
+            rule = notice.state.rule
+            label = f"{target}: {rule.repository}:{notice.state.tag or rule.tag} {notice.event.removeprefix('tag.')}"
+            self._deliver(render_tag(message_format, notice, now), target, label)
 
     def add_messages(self, target: str, notices: Sequence[Notice], messages: Sequence[Message]) -> None:
         kinds = {RESOLVED_EVENT: "resolved", REMINDER_EVENT: "reminder"}
@@ -587,17 +569,20 @@ class CyclePlan:
                 "number": notice.number,
             }
         for message in messages:
-            self.deliveries.append(
-                {
-                    "event_id": message.message_id,
-                    "event": message.event,
-                    "payload": message.body,
-                    "target": target,
-                    "notice_ids": list(message.notice_ids),
-                    "test": message.test,
-                    "label": _label(message, notices, target),
-                }
-            )
+            self._deliver(message, target, _label(message, notices, target))
+
+    def _deliver(self, message: Message, target: str, label: str) -> None:
+        self.deliveries.append(
+            {
+                "event_id": message.message_id,
+                "event": message.event,
+                "payload": message.body,
+                "target": target,
+                "notice_ids": list(message.notice_ids),
+                "test": message.test,
+                "label": label,
+            }
+        )
 
 
 def _label(message: Message, notices: Sequence[Notice], target: str) -> str:
