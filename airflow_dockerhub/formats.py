@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_dockerhub.builds import BuildState
 from airflow_dockerhub.notices import REMINDER_EVENT, RESOLVED_STATUS, RETRY_EVENTS, Notice
-from airflow_dockerhub.payloads import build_url, webhook_payload
+from airflow_dockerhub.payloads import build_url, repository_url, webhook_payload
 
 if TYPE_CHECKING:
+    from airflow_dockerhub.freshness import TagNotice
     from airflow_dockerhub.health import HealthNotice
 
 #: Chat services cut or refuse long messages; these keep every message well inside their limits.
@@ -21,7 +22,14 @@ MAX_TEXT = 3000
 MAX_FIELD = 300
 MAX_GROUP_LINES = 20
 
-COLORS = {"Failed": "#d40e0d", "Cancelled": "#9e9e9e", "Queued": "#e8a317", "Building": "#e8a317"}
+COLORS = {
+    "Failed": "#d40e0d",
+    "Cancelled": "#9e9e9e",
+    "Queued": "#e8a317",
+    "Building": "#e8a317",
+    "Stale": "#e8a317",
+    "Missing": "#d40e0d",
+}
 RESOLVED_COLOR = "#2eb886"
 
 
@@ -101,7 +109,8 @@ def render_health(message_format: MessageFormat, notice: HealthNotice) -> Messag
     Write a notice about the monitor itself in a target's format.
 
     The ``dockerhub`` format has no Docker Hub original to follow here, so it sends a ``monitor``
-    object: ``event``, ``status`` (``Unreadable``, ``CredentialsRejected`` or ``Recovered``), the
+    object: ``event``, ``status`` (``Unreadable``, ``CredentialsRejected``, ``BuildsRetired`` or
+    ``Recovered``), the
     ``namespace`` or ``docker_id`` concerned, ``since``, ``cycles``, ``error`` and a ``message`` for
     people. Chat formats send the message as text.
 
@@ -112,7 +121,9 @@ def render_health(message_format: MessageFormat, notice: HealthNotice) -> Messag
         if notice.recovered:
             status = "Recovered"
         else:
-            status = "CredentialsRejected" if notice.kind == "credentials" else "Unreadable"
+            status = {"credentials": "CredentialsRejected", "retired": "BuildsRetired"}.get(
+                notice.kind, "Unreadable"
+            )
         subject = "docker_id" if notice.kind == "credentials" else "namespace"
         body: dict[str, Any] = {
             "monitor": {
@@ -127,7 +138,12 @@ def render_health(message_format: MessageFormat, notice: HealthNotice) -> Messag
         }
     else:
         chat = _SlackWriter() if message_format is MessageFormat.SLACK else _RocketChatWriter()
-        headline = "Docker Hub monitor recovered" if notice.recovered else "Docker Hub monitor problem"
+        if notice.recovered:
+            headline = "Docker Hub monitor recovered"
+        elif notice.kind == "retired":
+            headline = "Docker Hub automated builds retired"
+        else:
+            headline = "Docker Hub monitor problem"
         body = {
             "text": headline,
             "attachments": [
@@ -137,6 +153,74 @@ def render_health(message_format: MessageFormat, notice: HealthNotice) -> Messag
                 }
             ],
         }
+    return Message(notice.notice_id, notice.event, body, (notice.notice_id,))
+
+
+def render_tag(message_format: MessageFormat, notice: TagNotice, now: datetime) -> Message:
+    """
+    Write a notice about a tag's freshness in a target's format.
+
+    The ``dockerhub`` format follows Docker Hub's push webhook: ``push_data.tag`` is the tag that
+    counts (the rule's tag or pattern when none is left), ``push_data.pushed_at`` its last push in
+    epoch seconds (for a missing tag, the moment it was found missing), ``repository.status`` is
+    ``Stale``, ``Missing`` or ``Fresh``, and a ``freshness`` object tells the rule and the timing.
+    Chat formats send a headline and the same facts as fields.
+
+    :param message_format: the target's format.
+    :param notice: the notice.
+    :param now: the moment of detection.
+    """
+    state, rule = notice.state, notice.state.rule
+    tag = state.tag or rule.tag
+    if message_format is MessageFormat.DOCKERHUB:
+        pushed = state.pushed_at or now
+        body: dict[str, Any] = {
+            "push_data": {
+                "pushed_at": int(pushed.timestamp()),
+                "images": [],
+                "tag": tag,
+                "pusher": rule.namespace,
+            },
+            "repository": {
+                "status": notice.status,
+                "repo_url": repository_url(rule.repository),
+                "owner": rule.namespace,
+                "name": rule.name,
+                "namespace": rule.namespace,
+                "repo_name": rule.repository,
+            },
+            "freshness": {
+                "event": notice.event,
+                "rule_tag": rule.tag,
+                "tag": state.tag,
+                "last_pushed": state.pushed_at.isoformat() if state.pushed_at else None,
+                "due": state.due.isoformat() if state.due else None,
+                "interval_seconds": int(rule.interval.total_seconds()),
+                "grace_seconds": int(rule.grace.total_seconds()),
+                "message": notice.message(now),
+            },
+        }
+        return Message(notice.notice_id, notice.event, body, (notice.notice_id,))
+
+    chat = _SlackWriter() if message_format is MessageFormat.SLACK else _RocketChatWriter()
+    what = {"Stale": "tag not pushed in time", "Missing": "tag missing"}.get(
+        notice.status, "tag pushed again"
+    )
+    last = state.pushed_at.strftime("%Y-%m-%d %H:%M UTC") if state.pushed_at else "unknown"
+    attachment = {
+        "title": _clip(f"{rule.repository}:{tag}", MAX_FIELD),
+        "title_link": repository_url(rule.repository),
+        "color": COLORS.get(notice.status, RESOLVED_COLOR),
+        "text": _clip(chat.escape(notice.message(now)), MAX_TEXT),
+        "fields": [
+            {"title": "Repository", "value": _clip(chat.escape(rule.repository), MAX_FIELD), "short": True},
+            {"title": "Tag", "value": _clip(chat.escape(tag), MAX_FIELD), "short": True},
+            {"title": "Status", "value": notice.status, "short": True},
+            {"title": "Last pushed", "value": last, "short": True},
+        ],
+    }
+    headline = f"Docker Hub {what}: {chat.escape(rule.repository)}:{chat.escape(tag)}"
+    body = {"text": _clip(headline, MAX_TEXT), "attachments": [attachment]}
     return Message(notice.notice_id, notice.event, body, (notice.notice_id,))
 
 

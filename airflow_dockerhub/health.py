@@ -1,4 +1,4 @@
-"""The monitor watching itself: namespaces it cannot read and credentials Docker Hub rejects, told once."""
+"""The monitor watching itself: unreadable namespaces, rejected logins, retired builds, told once."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ UNREADABLE_EVENT = "monitor.namespace_unreadable"
 READABLE_EVENT = "monitor.namespace_readable"
 CREDENTIALS_REJECTED_EVENT = "monitor.credentials_rejected"
 CREDENTIALS_ACCEPTED_EVENT = "monitor.credentials_accepted"
+BUILDS_RETIRED_EVENT = "monitor.builds_retired"
 
 #: Cycles in a row a namespace may be unreadable before one alert says so. A single failed listing
 #: is usually a Docker Hub hiccup that the next cycle does not see.
@@ -25,6 +26,14 @@ KEEP_RECOVERED = timedelta(days=1)
 
 NAMESPACE = "namespace"
 CREDENTIALS = "credentials"
+RETIRED = "retired"
+
+#: What a team does once Docker Hub no longer keeps build histories.
+RETIREMENT_ADVICE = (
+    "Move the builds to another CI (GitHub Actions, GitLab CI, Bitbucket Pipelines, ...) that pushes "
+    "to Docker Hub, and keep or add freshness rules (dockerhub_freshness_rules) so that the monitor "
+    "still tells when images stop arriving."
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,7 @@ class HealthNotice:
     :param notice_id: identifies the notice; the same on every attempt to deliver it.
     :param event: the event name receivers route on.
     :param problem: the key of the problem in :class:`MonitorHealth`.
-    :param kind: ``namespace`` or ``credentials``.
+    :param kind: ``namespace``, ``credentials`` or ``retired``.
     :param subject: the namespace, or the Docker ID whose login was rejected.
     :param since: when the problem was first seen.
     :param cycles: in how many cycles in a row it was seen.
@@ -56,6 +65,12 @@ class HealthNotice:
     @property
     def summary(self) -> str:
         """Say in one sentence what is wrong, or that it is over, and what to do."""
+        if self.kind == RETIRED:
+            return (
+                f"Docker Hub no longer has build histories for the namespace {self.subject} "
+                f"({self.error}): its automated builds are retired, and build failures can no longer "
+                f"be seen. {RETIREMENT_ADVICE}"
+            )
         if self.kind == CREDENTIALS:
             if self.recovered:
                 return f"Docker Hub accepts the credentials of {self.subject} again."
@@ -75,7 +90,7 @@ class HealthNotice:
 @dataclass
 class MonitorHealth:
     """
-    Problems of the monitor itself, keyed by ``namespace:<name>`` or ``credentials``.
+    Problems of the monitor itself, keyed by ``namespace:<name>``, ``retired:<name>`` or ``credentials``.
 
     Each problem says when it began, in how many cycles in a row it was seen, the last error, which
     targets were told (``alerted``) and, once it is over, when (``recovered_at``) and which targets
@@ -111,6 +126,7 @@ class MonitorHealth:
         readable: Iterable[str] = (),
         rejected: tuple[str, str] | None = None,
         login_worked: bool = False,
+        retired: Mapping[str, str] | None = None,
     ) -> None:
         """
         Take in what one cycle saw.
@@ -120,11 +136,20 @@ class MonitorHealth:
         :param readable: namespaces that were read.
         :param rejected: the Docker ID and Docker Hub's reason, when the login was rejected.
         :param login_worked: whether the cycle read Docker Hub with accepted credentials, or with none.
+        :param retired: namespaces whose every build history answered that it no longer exists, with
+            what was answered. A readable namespace not among them has histories again: its
+            retirement is forgotten without a notice, as nobody needs to act on it.
         """
         for namespace, error in (unreadable or {}).items():
             self._seen(f"{NAMESPACE}:{namespace}", NAMESPACE, namespace, error, now)
+        readable = list(readable)
         for namespace in readable:
             self._over(f"{NAMESPACE}:{namespace}", now)
+        for namespace, answer in (retired or {}).items():
+            self._seen(f"{RETIRED}:{namespace}", RETIRED, namespace, answer, now)
+        for namespace in readable:
+            if namespace not in (retired or {}):
+                self.problems.pop(f"{RETIRED}:{namespace}", None)
         if rejected is not None:
             self._seen(CREDENTIALS, CREDENTIALS, rejected[0], rejected[1], now)
         elif login_worked:
@@ -173,7 +198,10 @@ class MonitorHealth:
                 if send_resolved and target in problem["alerted"] and target not in problem["recovered"]:
                     notices.append(_notice(key, problem, recovered=True))
                 continue
-            threshold = 1 if problem["kind"] == CREDENTIALS else unreadable_cycles
+            # A rejected login stops everything and a retirement is final: both are told at once.
+            threshold = unreadable_cycles if problem["kind"] == NAMESPACE else 1
+            if not threshold:
+                continue
             if problem["cycles"] >= threshold and target not in problem["alerted"]:
                 notices.append(_notice(key, problem, recovered=False))
         return notices
@@ -209,7 +237,9 @@ def _with_defaults(value: Mapping[str, Any]) -> dict[str, Any]:
 
 def _notice(key: str, problem: Mapping[str, Any], recovered: bool) -> HealthNotice:
     credentials = problem["kind"] == CREDENTIALS
-    if recovered:
+    if problem["kind"] == RETIRED:
+        event = BUILDS_RETIRED_EVENT
+    elif recovered:
         event = CREDENTIALS_ACCEPTED_EVENT if credentials else READABLE_EVENT
     else:
         event = CREDENTIALS_REJECTED_EVENT if credentials else UNREADABLE_EVENT

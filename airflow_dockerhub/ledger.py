@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_dockerhub.builds import parse_timestamp
+from airflow_dockerhub.freshness import TAG_KINDS
 
 #: How long past the "ignore older builds" window an entry is kept. Builds older than the window never
 #: alert again, so their entries are dead weight once the window is safely behind them.
@@ -205,5 +206,9 @@ def _first_delivery(item: tuple[str, Mapping[str, Any]]) -> str:
 
 
 def _entry_moment(entry: Mapping[str, Any]) -> datetime | None:
+    if entry.get("kind") in TAG_KINDS:
+        # A tag stays stale or missing for as long as nobody pushes it; forgetting the alert meanwhile
+        # would send it again. Once resolved, it ages like a build alert.
+        return parse_timestamp(entry.get("resolved_at"))
     delivered = [parse_timestamp(at) for at in entry.get("delivered", {}).values()]
     return parse_timestamp(entry.get("build_updated")) or max((d for d in delivered if d), default=None)

@@ -14,7 +14,21 @@ from typing import TYPE_CHECKING, Any
 from airflow_dockerhub.alerts import Alert, AlertKind, due_alerts, latest_per_tag
 from airflow_dockerhub.builds import Build, BuildState, parse_timestamp
 from airflow_dockerhub.exceptions import CycleTimeSpent, DockerHubError, DockerHubLoginError
-from airflow_dockerhub.formats import Message, render, render_health
+from airflow_dockerhub.formats import Message, render, render_health, render_tag
+from airflow_dockerhub.freshness import (
+    FRESH,
+    FRESH_EVENT,
+    TAG_KINDS,
+    FreshnessRule,
+    TagNotice,
+    TagPush,
+    TagState,
+    judge,
+    rule_repositories,
+    rules_from_xcom,
+    rules_to_xcom,
+)
+from airflow_dockerhub.health import RETIREMENT_ADVICE
 from airflow_dockerhub.notices import REMINDER_EVENT, RESOLVED_EVENT, RETRY_EVENTS, Notice
 from airflow_dockerhub.polling import BUDGET_RESERVE, PollState, plan_reads
 from airflow_dockerhub.retries import rebuilds_due, retry_outcomes
@@ -56,6 +70,13 @@ class Snapshot:
     :param sweep_bound: cycles a sweep takes at most, however many repositories start failing.
     :param requests: requests sent to Docker Hub in this cycle.
     :param tag_states: how many tags' newest build is in each state, counted before :meth:`keep_only`.
+    :param freshness_rules: the freshness rules of this cycle, as
+        :func:`~airflow_dockerhub.freshness.rules_to_xcom` writes them.
+    :param tags: per repository with a freshness rule whose tags were read, the tags that match one of
+        its rules (``name``, ``pushed_at``); a repository whose tags could not be read is absent.
+    :param tags_complete: per repository in ``tags``, whether its listing held every tag.
+    :param retired: namespaces that had automated builds and whose every build history now answers
+        404 or 410, with those answers.
     """
 
     builds: list[Build] = field(default_factory=list)
@@ -74,6 +95,10 @@ class Snapshot:
     sweep_bound: int = 1
     requests: int = 0
     tag_states: dict[str, int] = field(default_factory=dict)
+    freshness_rules: list[dict[str, Any]] = field(default_factory=list)
+    tags: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    tags_complete: dict[str, bool] = field(default_factory=dict)
+    retired: dict[str, str] = field(default_factory=dict)
 
     def keep_only(self, keep: Callable[[Build], bool]) -> None:
         """
@@ -113,6 +138,10 @@ class Snapshot:
             "sweep_bound": self.sweep_bound,
             "requests": self.requests,
             "tag_states": dict(self.tag_states),
+            "freshness_rules": list(self.freshness_rules),
+            "tags": {name: list(tags) for name, tags in self.tags.items()},
+            "tags_complete": dict(self.tags_complete),
+            "retired": dict(self.retired),
         }
 
     @classmethod
@@ -139,7 +168,22 @@ class Snapshot:
             sweep_bound=value.get("sweep_bound", 1),
             requests=value.get("requests", 0),
             tag_states=dict(value.get("tag_states") or {}),
+            freshness_rules=list(value.get("freshness_rules") or []),
+            tags={name: list(tags) for name, tags in (value.get("tags") or {}).items()},
+            tags_complete=dict(value.get("tags_complete") or {}),
+            retired=dict(value.get("retired") or {}),
         )
+
+    def tag_states_now(self, now: datetime) -> list[TagState]:
+        """Judge every freshness rule against the tags read; rules whose tags were not read are left out."""
+        states = []
+        for rule in rules_from_xcom(self.freshness_rules):
+            listed = self.tags.get(rule.repository)
+            tags = None if listed is None else [TagPush.from_xcom(tag) for tag in listed]
+            state = judge(rule, tags, now, self.tags_complete.get(rule.repository, True))
+            if state is not None:
+                states.append(state)
+        return states
 
 
 #: History reads in flight at once. Measured against the emulator at 50 ms round trips (see the
@@ -161,6 +205,7 @@ def fetch_snapshot(
     max_age: timedelta = timedelta(hours=24),
     concurrency: int = DEFAULT_CONCURRENCY,
     cycle_seconds: float = DEFAULT_CYCLE_SECONDS,
+    freshness: Sequence[FreshnessRule] = (),
 ) -> Snapshot:
     """
     Read the build history of the automated repositories in the namespaces, as many as a cycle allows.
@@ -181,6 +226,8 @@ def fetch_snapshot(
     :param concurrency: history reads in flight at once.
     :param cycle_seconds: the time between two cycles: what the rate limit's budget is counted over,
         and 80 % of it the longest the reads may take.
+    :param freshness: tag freshness rules; the tags of their repositories, and only theirs, are read
+        before the histories, and their requests count against the same budget.
     """
     from datetime import timezone
 
@@ -192,6 +239,7 @@ def fetch_snapshot(
     hook.deadline = hook.pacer.clock.now() + cycle_seconds * READ_SHARE
     snapshot = Snapshot()
     automated: list[str] = []
+    by_namespace: dict[str, list[str]] = {}
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="dockerhub-read") as pool:
         for namespace in namespaces:
             try:
@@ -204,6 +252,10 @@ def fetch_snapshot(
                 snapshot.unreadable[namespace] = f"cannot list its repositories: {error}"
                 continue
             automated += [f"{namespace}/{name}" for name in names]
+            by_namespace[namespace] = [f"{namespace}/{name}" for name in names]
+
+        snapshot.freshness_rules = rules_to_xcom(freshness)
+        _read_tags(hook, freshness, snapshot, pool)
 
         # The rest of the cycle, and each window's reserve, are left to the build notifier, the
         # sensor and people sharing the account.
@@ -231,6 +283,7 @@ def fetch_snapshot(
             )
         results = pool.map(lambda repo_name: _read_history(hook, repo_name), plan.read)
         per_namespace: dict[str, list[bool]] = {}
+        answers: dict[str, set[str]] = {}
         for repo_name, outcome in zip(plan.read, results):
             namespace = repo_name.split("/", 1)[0]
             if isinstance(outcome, CycleTimeSpent):
@@ -244,8 +297,10 @@ def fetch_snapshot(
                 per_namespace.setdefault(namespace, []).append(False)
                 continue
             per_namespace.setdefault(namespace, []).append(True)
-            source, builds = outcome
-            state.remember_read(repo_name, builds, source, now, max_age)
+            source, builds, gone = outcome
+            state.remember_read(repo_name, builds, source, now, max_age, gone=bool(gone))
+            if gone:
+                answers.setdefault(namespace, set()).update(gone.split(", "))
             if source is None:
                 log.info("Skipping %s: automated, but neither build-history source has builds", repo_name)
                 snapshot.skipped_no_history += 1
@@ -263,6 +318,15 @@ def fetch_snapshot(
             )
         else:
             snapshot.readable.append(namespace)
+            if state.builds_retired(namespace, by_namespace.get(namespace, [])):
+                said = ", ".join(sorted(answers.get(namespace) or {"404"}))
+                snapshot.retired[namespace] = f"every build history answered {said}"
+                log.warning(
+                    "Docker Hub has no build history left for any repository of %s: its automated builds "
+                    "are retired. %s",
+                    namespace,
+                    RETIREMENT_ADVICE,
+                )
     snapshot.requests = hook.requests_sent
     snapshot.login_worked = True
     return snapshot
@@ -322,26 +386,73 @@ def _automated_repositories(
     return names
 
 
-def _read_history(hook: DockerHubHook, repo_name: str) -> tuple[str | None, list[Build]] | DockerHubError:
-    """Read one repository's newest build per tag; an error is returned, to be sorted out in order."""
+def _read_history(
+    hook: DockerHubHook, repo_name: str
+) -> tuple[str | None, list[Build], str] | DockerHubError:
+    """
+    Read one repository's newest build per tag; an error is returned, to be sorted out in order.
+
+    The third value is what every history source answered when all said they no longer exist, and
+    empty otherwise.
+    """
     namespace, name = repo_name.split("/", 1)
     try:
-        history = hook.get_build_history(namespace, name)
+        read = hook.read_build_history(namespace, name)
     except DockerHubError as error:
         return error
-    if history is None:
-        return None, []
     # Only the newest build of each tag matters; dropping the rest here keeps big namespaces light.
-    return history[0], latest_per_tag(history[1])
+    return read.source, latest_per_tag(read.builds), read.answer if read.gone else ""
 
 
-def summary_table(snapshot: Snapshot, alerts_due: int) -> str:
+def _read_tags(
+    hook: DockerHubHook, rules: Sequence[FreshnessRule], snapshot: Snapshot, pool: ThreadPoolExecutor
+) -> None:
     """
-    Format the short table that closes the fetch step's log.
+    Read the tags of every repository with a freshness rule, side by side, keeping those a rule matches.
+
+    A repository whose tags cannot be read is a read error of this cycle, never a verdict: its rules
+    neither alert nor resolve until a later cycle reads it.
+    """
+
+    def read(repo_name: str) -> tuple[list[dict[str, Any]], bool] | DockerHubError:
+        namespace, name = repo_name.split("/", 1)
+        try:
+            return hook.list_tags(namespace, name)
+        except DockerHubLoginError:
+            raise
+        except DockerHubError as error:
+            return error
+
+    repositories = rule_repositories(rules)
+    for repo_name, outcome in zip(repositories, pool.map(read, repositories)):
+        if isinstance(outcome, CycleTimeSpent):
+            snapshot.errors.append(f"{repo_name} tags: not read, the cycle's time was spent")
+            continue
+        if isinstance(outcome, DockerHubError):
+            log.error("Cannot read the tags of %s: %s", repo_name, outcome)
+            snapshot.errors.append(f"{repo_name} tags: {outcome}")
+            continue
+        listed, complete = outcome
+        own_rules = [rule for rule in rules if rule.repository == repo_name]
+        pushes = [TagPush.from_hub(item) for item in listed]
+        snapshot.tags[repo_name] = [
+            push.to_xcom() for push in pushes if any(rule.matches(push.name) for rule in own_rules)
+        ]
+        snapshot.tags_complete[repo_name] = complete
+
+
+def summary_table(snapshot: Snapshot, alerts_due: int, now: datetime | None = None) -> str:
+    """
+    Format the short table that closes the fetch step's log, and what to do about retired builds.
 
     :param snapshot: what the fetch saw.
     :param alerts_due: how many builds are in a state that alerts (delivered before or not).
+    :param now: the moment tags are judged at; default now.
     """
+    from datetime import timezone
+
+    judged = snapshot.tag_states_now(now or datetime.now(timezone.utc))
+    verdicts = Counter(state.verdict for state in judged)
     states = snapshot.tag_states or {s.value: n for s, n in Counter(b.state for b in snapshot.builds).items()}
     rows = [
         ("repositories seen", snapshot.repositories_seen),
@@ -354,11 +465,23 @@ def summary_table(snapshot: Snapshot, alerts_due: int) -> str:
         ("skipped, no build history", snapshot.skipped_no_history),
         *((f"tags whose newest build is {state.value}", states.get(state.value, 0)) for state in BuildState),
         ("alerts due", alerts_due),
+        ("tag freshness rules", len(snapshot.freshness_rules)),
+        ("  fresh", verdicts.get(FRESH, 0)),
+        ("  stale", verdicts.get("stale", 0)),
+        ("  missing", verdicts.get("missing", 0)),
+        ("  not read this cycle", len(snapshot.freshness_rules) - len(judged)),
+        ("namespaces with retired builds", len(snapshot.retired)),
         ("read errors", len(snapshot.errors)),
         ("requests to Docker Hub", snapshot.requests),
     ]
     width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label.ljust(width)}  {count:>6}" for label, count in rows)
+    lines = [f"{label.ljust(width)}  {count:>6}" for label, count in rows]
+    for namespace, answer in sorted(snapshot.retired.items()):
+        lines.append(
+            f"Automated builds of {namespace} are retired ({answer}); build failures can no longer be "
+            f"seen. {RETIREMENT_ADVICE}"
+        )
+    return "\n".join(lines)
 
 
 def alert_summary(alert: Alert) -> dict[str, Any]:
@@ -415,17 +538,24 @@ class CyclePlan:
                 "recovered": notice.recovered,
             }
             message = render_health(message_format, notice)
-            self.deliveries.append(
-                {
-                    "event_id": message.message_id,
-                    "event": message.event,
-                    "payload": message.body,
-                    "target": target,
-                    "notice_ids": list(message.notice_ids),
-                    "test": False,
-                    "label": f"{target}: {notice.subject} {notice.event.removeprefix('monitor.')}",
-                }
+            self._deliver(
+                message, target, f"{target}: {notice.subject} {notice.event.removeprefix('monitor.')}"
             )
+
+    def add_tag_messages(
+        self, target: str, notices: Sequence[TagNotice], message_format, now: datetime
+    ) -> None:
+        for notice in notices:
+            alert = notice.event != FRESH_EVENT
+            self.notices[notice.notice_id] = {
+                "type": "alert" if alert else "resolved",
+                "alert_id": notice.alert_ids[0],
+                "alert_ids": list(notice.alert_ids),
+                "number": 0,
+            }
+            rule = notice.state.rule
+            label = f"{target}: {rule.repository}:{notice.state.tag or rule.tag} {notice.event.removeprefix('tag.')}"
+            self._deliver(render_tag(message_format, notice, now), target, label)
 
     def add_messages(self, target: str, notices: Sequence[Notice], messages: Sequence[Message]) -> None:
         kinds = {RESOLVED_EVENT: "resolved", REMINDER_EVENT: "reminder"}
@@ -439,17 +569,20 @@ class CyclePlan:
                 "number": notice.number,
             }
         for message in messages:
-            self.deliveries.append(
-                {
-                    "event_id": message.message_id,
-                    "event": message.event,
-                    "payload": message.body,
-                    "target": target,
-                    "notice_ids": list(message.notice_ids),
-                    "test": message.test,
-                    "label": _label(message, notices, target),
-                }
-            )
+            self._deliver(message, target, _label(message, notices, target))
+
+    def _deliver(self, message: Message, target: str, label: str) -> None:
+        self.deliveries.append(
+            {
+                "event_id": message.message_id,
+                "event": message.event,
+                "payload": message.body,
+                "target": target,
+                "notice_ids": list(message.notice_ids),
+                "test": message.test,
+                "label": label,
+            }
+        )
 
 
 def _label(message: Message, notices: Sequence[Notice], target: str) -> str:
@@ -493,6 +626,7 @@ def plan_cycle(
             snapshot.readable,
             (rejected["docker_id"], rejected["reason"]) if rejected else None,
             snapshot.login_worked,
+            snapshot.retired,
         )
         plan.health = health.to_stored()
     due = due_alerts(snapshot.builds, now, settings.thresholds)
@@ -501,6 +635,8 @@ def plan_cycle(
 
     successes = {}
     for event_id, entry in record.entries.items():
+        if entry["kind"] in TAG_KINDS:
+            continue
         build = newest.get((entry["repository"], entry["tag"]))
         if build is not None and build.state is BuildState.SUCCESS:
             successes[event_id] = build
@@ -522,6 +658,11 @@ def plan_cycle(
     plan.retry_outcomes = retry_outcomes(record.entries, newest, settings.retry_policy, now)
     retry_problems = _retry_problems(record, plan.retry_outcomes, newest)
 
+    tag_states = snapshot.tag_states_now(now)
+    tag_alerts = [state for state in tag_states if state.alert_kind is not None]
+    plan.alerts.update({state.event_id: state.summary() for state in tag_alerts})
+    fresh_again = _tag_resolutions(snapshot, tag_states, record, now, plan)
+
     plan.already_delivered = sum(
         all(record.was_delivered(alert.event_id, target.conn_id) for target in targets) for alert in due
     )
@@ -537,6 +678,14 @@ def plan_cycle(
         ]
         messages = render(target.message_format, notices, now, settings.incident_threshold)
         plan.add_messages(target.conn_id, notices, messages)
+        tag_notices = [
+            TagNotice.alert(state)
+            for state in tag_alerts
+            if not record.was_delivered(state.event_id, target.conn_id)
+        ]
+        if target.send_resolved:
+            tag_notices += _fresh_notices(fresh_again, record, target.conn_id)
+        plan.add_tag_messages(target.conn_id, tag_notices, target.message_format, now)
         if health is not None:
             plan.add_health_messages(
                 target.conn_id,
@@ -544,6 +693,52 @@ def plan_cycle(
                 target.message_format,
             )
     return plan
+
+
+#: How long after a tag alert was resolved a target that missed the fresh notice still gets it.
+FRESH_NOTICE_WINDOW = timedelta(days=1)
+
+
+def _tag_resolutions(
+    snapshot: Snapshot, states: Sequence[TagState], record: AlertRecord, now: datetime, plan: CyclePlan
+) -> dict[str, TagState]:
+    """
+    Settle the recorded tag alerts against this cycle's verdicts.
+
+    An alert whose rule is fresh again is resolved; one replaced by a newer alert of its rule (a
+    later push gone stale too, a missing tag back but late) is closed without a notice, as is one
+    whose rule was removed. A rule whose tags could not be read settles nothing.
+
+    :return: alert id to the fresh state, for alerts whose targets may be told the tag is fresh
+        again (resolved now, or lately and not yet told everywhere).
+    """
+    by_rule = {(state.rule.repository, state.rule.tag): state for state in states}
+    rules = {(rule.repository, rule.tag) for rule in rules_from_xcom(snapshot.freshness_rules)}
+    fresh: dict[str, TagState] = {}
+    for event_id, entry in record.entries.items():
+        if entry["kind"] not in TAG_KINDS:
+            continue
+        key = (entry["repository"], entry["tag"])
+        state = by_rule.get(key)
+        resolved_at = parse_timestamp(entry.get("resolved_at"))
+        orphaned = key not in rules and snapshot.login_worked
+        settled = state is not None and (state.verdict == FRESH or state.event_id != event_id)
+        if resolved_at is None and (orphaned or settled):
+            plan.resolved.append(event_id)
+        recent = resolved_at is None or now - resolved_at <= FRESH_NOTICE_WINDOW
+        if state is not None and state.verdict == FRESH and recent:
+            fresh[event_id] = state
+    return fresh
+
+
+def _fresh_notices(fresh: Mapping[str, TagState], record: AlertRecord, target: str) -> list[TagNotice]:
+    """Tell a target that tags it was alerted about are pushed again: one notice per rule."""
+    pending: dict[tuple[str, str], list[str]] = {}
+    for event_id, state in fresh.items():
+        entry = record.entries.get(event_id, {})
+        if record.was_delivered(event_id, target) and target not in entry.get("resolved", {}):
+            pending.setdefault((state.rule.repository, state.rule.tag), []).append(event_id)
+    return [TagNotice.fresh(fresh[ids[0]], ids) for ids in pending.values()]
 
 
 def resolved_notices(successes: Mapping[str, Build], record: AlertRecord, target: str) -> list[Notice]:

@@ -36,8 +36,9 @@ class PollState:
     ``checked`` (name to whether it has automated builds, for listings that do not say).
     ``repositories`` maps ``namespace/name`` to ``read_at`` (when its history was last read),
     ``watch`` (``active`` when its last reading showed a build queued or running, ``failing`` for a
-    recent failure, else null) and ``source``
-    (the history source that answered).
+    recent failure, else null), ``source`` (the history source that answered) and ``gone`` (every
+    source answered 404 or 410). A namespace whose histories ever had builds is marked
+    ``had_builds``, so that its histories vanishing reads as Docker Hub retiring its builds.
 
     :param namespaces: per namespace, its cached listing.
     :param repositories: per repository, what its last reading showed.
@@ -102,7 +103,13 @@ class PollState:
         self.namespaces.setdefault(namespace, {}).setdefault("checked", {})[name] = automated
 
     def remember_read(
-        self, repo_name: str, builds: Iterable[Build], source: str | None, now: datetime, max_age: timedelta
+        self,
+        repo_name: str,
+        builds: Iterable[Build],
+        source: str | None,
+        now: datetime,
+        max_age: timedelta,
+        gone: bool = False,
     ) -> None:
         """
         Note what a repository's history showed.
@@ -110,13 +117,34 @@ class PollState:
         :param builds: the newest build of each of its tags.
         :param source: the history source that answered, ``None`` when neither had builds.
         :param max_age: builds last updated longer ago than this no longer alert.
+        :param gone: whether every history source answered 404 or 410.
         """
+        builds = list(builds)
+        # A source remembered from before counts too: state stored before this mark existed.
+        had_builds = bool(source and builds) or bool((self.repositories.get(repo_name) or {}).get("source"))
         reasons = {_watch_reason(build, now, max_age) for build in builds}
         self.repositories[repo_name] = {
             "read_at": now.isoformat(),
             "watch": ACTIVE if ACTIVE in reasons else FAILING if FAILING in reasons else None,
             "source": source,
+            "gone": gone,
         }
+        if had_builds:
+            self.namespaces.setdefault(repo_name.split("/", 1)[0], {})["had_builds"] = True
+
+    def builds_retired(self, namespace: str, automated: Sequence[str]) -> bool:
+        """
+        Tell whether a namespace's build histories are all gone, though it had automated builds.
+
+        Every automated repository's last reading, in this cycle or in its last turn, must have found
+        every history source answering 404 or 410; a repository not read yet keeps the answer open.
+
+        :param namespace: the namespace.
+        :param automated: its automated repositories, as ``namespace/name``.
+        """
+        if not automated or not (self.namespaces.get(namespace) or {}).get("had_builds"):
+            return False
+        return all((self.repositories.get(repo_name) or {}).get("gone") for repo_name in automated)
 
     def forget_missing(self, namespace: str, present: Iterable[str]) -> None:
         """Drop repositories of a namespace that its listing no longer has."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ RETRY_LIMIT_VARIABLE = "dockerhub_retry_limit"
 RETRY_WINDOW_VARIABLE = "dockerhub_retry_window_hours"
 RETRY_CONFIRM_VARIABLE = "dockerhub_retry_confirm_minutes"
 UNREADABLE_CYCLES_VARIABLE = "dockerhub_unreadable_alert_cycles"
+#: Per repository and tag (or pattern), how often a push is expected: see :mod:`airflow_dockerhub.freshness`.
+FRESHNESS_RULES_VARIABLE = "dockerhub_freshness_rules"
 #: Written by the monitor: namespaces it cannot read and rejected credentials, and who was told.
 HEALTH_VARIABLE = "dockerhub_monitor_health"
 #: Written by the monitor: cached listings, which repositories were read when, their history source.
@@ -32,6 +35,14 @@ POLL_STATE_VARIABLE = "dockerhub_poll_state"
 #: How many notices to one chat target in one cycle become a single grouped message, and how many
 #: failing repositories in one cycle look like a Docker Hub incident, during which rebuilds pause.
 DEFAULT_INCIDENT_THRESHOLD = 5
+
+#: How often the monitor runs unless ``[dockerhub] monitor_schedule`` says otherwise: Docker Hub's
+#: rate limit and the thresholds' resolution are both measured in minutes.
+DEFAULT_MONITOR_SCHEDULE = "*/5 * * * *"
+#: The configuration option (and its environment variable) read when the DAG file is parsed.
+MONITOR_SCHEDULE_OPTION = "[dockerhub] monitor_schedule (AIRFLOW__DOCKERHUB__MONITOR_SCHEDULE)"
+#: Airflow's cron presets, which the option accepts besides cron expressions.
+_CRON_PRESETS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
 
 DOCKERHUB_CONN_ID = "dockerhub_default"
 NOTIFY_CONN_ID = "dockerhub_notify"
@@ -167,3 +178,52 @@ def parse_conn_ids(value: Any, setting: str, default: str) -> tuple[str, ...]:
     if invalid:
         raise ValueError(f"{setting} holds names that are not connection ids: {', '.join(invalid)}")
     return tuple(dict.fromkeys(conn_ids))
+
+
+def parse_schedule(value: Any, setting: str = MONITOR_SCHEDULE_OPTION) -> str | None:
+    """
+    Read the monitor's schedule: a cron expression, one of Airflow's cron presets, or ``none``.
+
+    It is read when the DAG file is parsed, so nothing here touches the database or the network.
+
+    :param value: the raw value; ``None`` or empty gives the default, every five minutes.
+    :param setting: where the value came from, named in the error.
+    :return: the schedule for the DAG; ``None`` for ``none``, which runs the monitor only by hand.
+    :raise ValueError: when the value is neither.
+    """
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return DEFAULT_MONITOR_SCHEDULE
+    if text.lower() == "none":
+        return None
+    if text.lower() in _CRON_PRESETS:
+        return text.lower()
+    from croniter import croniter
+
+    if len(text.split()) != 5 or not croniter.is_valid(text):
+        raise ValueError(
+            f"{setting} must be a cron expression of five fields such as '*/5 * * * *', one of "
+            f"{', '.join(_CRON_PRESETS)}, or 'none', got {text!r}"
+        )
+    return text
+
+
+def schedule_cycle_seconds(schedule: str | None, default: float) -> float:
+    """
+    Tell the time between two scheduled runs, the shortest gap over the next day of runs.
+
+    :param schedule: a schedule as :func:`parse_schedule` returns it.
+    :param default: the answer for no schedule, or one whose runs cannot be told.
+    """
+    if not schedule:
+        return default
+    from datetime import datetime, timezone
+
+    from croniter import croniter
+
+    try:
+        runs = croniter(schedule, datetime(2026, 1, 5, tzinfo=timezone.utc))
+        moments = [runs.get_next(float) for _ in range(289)]
+    except (ValueError, KeyError):
+        return default
+    return min(later - earlier for earlier, later in itertools.pairwise(moments))

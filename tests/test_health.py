@@ -112,3 +112,25 @@ def test_every_format_writes_health_notices(message_format):
         assert "acme" in message.body["attachments"][0]["text"]
     if message_format is MessageFormat.SLACK:
         assert "<b>" not in message.body["attachments"][0]["text"]
+
+
+def test_retired_builds_are_told_at_once_once_and_forgotten_silently_when_histories_return():
+    from airflow_dockerhub.health import BUILDS_RETIRED_EVENT
+
+    health = MonitorHealth()
+    health.observe(T0, readable=["acme"], retired={"acme": "every build history answered 410"})
+    [notice] = health.notices("hook", unreadable_cycles=3, send_resolved=True)
+    assert notice.event == BUILDS_RETIRED_EVENT and notice.subject == "acme"
+    assert "another CI" in notice.summary
+    health.mark_told(notice.problem, "hook", False, T0)
+    body = render_health(MessageFormat.DOCKERHUB, notice).body["monitor"]
+    assert body["status"] == "BuildsRetired" and body["namespace"] == "acme"
+
+    health.observe(T0 + CYCLE, readable=["acme"], retired={"acme": "every build history answered 410"})
+    assert health.notices("hook", unreadable_cycles=3, send_resolved=True) == []
+
+    health.observe(T0 + 2 * CYCLE, unreadable={"acme": "503"})
+    assert "retired:acme" in health.problems, "a cycle that could not read the namespace settles nothing"
+    health.observe(T0 + 3 * CYCLE, readable=["acme"])
+    assert "retired:acme" not in health.problems
+    assert health.notices("hook", unreadable_cycles=3, send_resolved=True) == []

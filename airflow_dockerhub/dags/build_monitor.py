@@ -1,4 +1,4 @@
-"""The five-minute Docker Hub build monitor, as a DAG factory."""
+"""The Docker Hub build monitor (every five minutes unless configured otherwise), as a DAG factory."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from airflow_dockerhub.settings import (
     BUILD_TRIGGERS_VARIABLE,
     BUILDING_THRESHOLD_VARIABLE,
     DOCKERHUB_CONN_ID,
+    FRESHNESS_RULES_VARIABLE,
     HEARTBEAT_CONN_ID,
     INCIDENT_THRESHOLD_VARIABLE,
     LOGIN_BLOCK_VARIABLE,
@@ -27,16 +28,21 @@ from airflow_dockerhub.settings import (
     RETRY_LIMIT_VARIABLE,
     RETRY_WINDOW_VARIABLE,
     UNREADABLE_CYCLES_VARIABLE,
+    parse_schedule,
+    schedule_cycle_seconds,
 )
 
 DAG_ID = "dockerhub_build_monitor"
+#: Stands for "as ``[dockerhub] monitor_schedule`` says", since ``None`` already means no schedule.
+CONFIGURED_SCHEDULE = object()
 
 DOC = """
 Polls the build history of every automated repository in the namespaces of the
 `dockerhub_namespaces` variable and sends a webhook, shaped like Docker Hub's own push
 webhook, for every build that failed, was cancelled, sits queued too long or runs too long.
 Each alert is delivered once: the record of delivered alerts is the variable
-`dockerhub_alert_record`; delete it to start over.
+`dockerhub_alert_record`; delete it to start over. Tags named in `dockerhub_freshness_rules`
+are checked for recent pushes in the same cycle, whatever builds them.
 """
 
 
@@ -48,25 +54,33 @@ def create_build_monitor_dag(
     dag_id: str = DAG_ID,
     dockerhub_conn_id: str = DOCKERHUB_CONN_ID,
     webhook_conn_id: str = NOTIFY_CONN_ID,
-    schedule: str | None = "*/5 * * * *",
-    cycle_seconds: float = 300.0,
+    schedule: Any = CONFIGURED_SCHEDULE,
+    cycle_seconds: float | None = None,
 ) -> DAG:
     """
     Create the build monitor DAG.
 
     Nothing here reads a variable, a connection or the network: settings are read by the tasks.
-    Delivery retries come from the Airflow configuration (``[dockerhub] delivery_retries``, default 2,
-    and ``[dockerhub] delivery_retry_delay_seconds``, default 30), which needs no database.
+    Delivery retries and the schedule come from the Airflow configuration (``[dockerhub]
+    delivery_retries``, default 2, ``[dockerhub] delivery_retry_delay_seconds``, default 30, and
+    ``[dockerhub] monitor_schedule``, default every five minutes), which needs no database.
 
     :param dag_id: the DAG id.
     :param dockerhub_conn_id: the Docker Hub connection.
     :param webhook_conn_id: the connection whose host is the notification URL.
-    :param schedule: how often to poll.
+    :param schedule: how often to poll; by default ``[dockerhub] monitor_schedule`` (the environment
+        variable ``AIRFLOW__DOCKERHUB__MONITOR_SCHEDULE``), else every five minutes.
     :param cycle_seconds: the time between two scheduled runs: a cycle spends at most its share of
-        Docker Hub's rate limit over this time, and reads for at most 80 % of it.
+        Docker Hub's rate limit over this time, and reads for at most 80 % of it. By default the
+        shortest gap between two runs of the schedule, or 300 seconds without one.
+    :raise ValueError: naming the option, when the configured schedule is not a schedule.
     """
     delivery_retries = conf.getint("dockerhub", "delivery_retries", fallback=2)
     retry_delay = conf.getfloat("dockerhub", "delivery_retry_delay_seconds", fallback=30.0)
+    if schedule is CONFIGURED_SCHEDULE:
+        schedule = parse_schedule(conf.get("dockerhub", "monitor_schedule", fallback=None))
+    if cycle_seconds is None:
+        cycle_seconds = schedule_cycle_seconds(schedule if isinstance(schedule, str) else None, 300.0)
 
     with DAG(
         dag_id=dag_id,
@@ -114,19 +128,27 @@ def create_build_monitor_dag(
 
             from airflow_dockerhub.alerts import due_alerts
             from airflow_dockerhub.builds import BuildState
+            from airflow_dockerhub.freshness import parse_rules, rules_to_xcom
             from airflow_dockerhub.hooks.dockerhub import DockerHubHook
             from airflow_dockerhub.monitor import summary_table
             from airflow_dockerhub.record_store import load_poll_state, load_record, save_poll_state
 
             settings = _read_settings(params or {}, webhook_conn_id)
+            rules = parse_rules(
+                Variable.get(FRESHNESS_RULES_VARIABLE, default=None),
+                f"The {FRESHNESS_RULES_VARIABLE} variable",
+            )
             hook = DockerHubHook(dockerhub_conn_id=dockerhub_conn_id)
             poll_state = load_poll_state()
             snapshot = _fetch_guarding_the_login(
-                hook, settings.namespaces, poll_state, settings.thresholds.max_age_hours, cycle_seconds
+                hook, settings.namespaces, poll_state, settings.thresholds.max_age_hours, cycle_seconds, rules
             )
+            # Evaluation judges the same rules, also when nothing could be read.
+            snapshot.freshness_rules = rules_to_xcom(rules)
             if snapshot.login_worked:
                 save_poll_state(poll_state)
-            due = due_alerts(snapshot.builds, pendulum.now("UTC"), settings.thresholds)
+            now = pendulum.now("UTC")
+            due = due_alerts(snapshot.builds, now, settings.thresholds)
 
             # Evaluation needs the builds that may alert, and the newest build of tags the record
             # knows (to resolve them); a big namespace's successes would only weigh down the XCom.
@@ -137,7 +159,7 @@ def create_build_monitor_dag(
             logging.getLogger(__name__).info(
                 "Docker Hub namespaces %s:\n%s",
                 ", ".join(settings.namespaces),
-                summary_table(snapshot, len(due)),
+                summary_table(snapshot, len(due), now),
             )
             return snapshot.to_xcom()
 
@@ -400,7 +422,7 @@ def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID)
     )
 
 
-def _fetch_guarding_the_login(hook, namespaces, poll_state, max_age_hours, cycle_seconds):
+def _fetch_guarding_the_login(hook, namespaces, poll_state, max_age_hours, cycle_seconds, rules=()):
     """Fetch, unless these credentials were rejected lately; a rejection blocks them for a while."""
     import logging
 
@@ -430,6 +452,7 @@ def _fetch_guarding_the_login(hook, namespaces, poll_state, max_age_hours, cycle
             max_age=timedelta(hours=max_age_hours),
             concurrency=read_concurrency(),
             cycle_seconds=cycle_seconds,
+            freshness=rules,
         )
     except DockerHubLoginError as error:
         Variable.set(LOGIN_BLOCK_VARIABLE, block(login, secret, now, str(error)), serialize_json=True)

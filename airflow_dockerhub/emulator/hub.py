@@ -21,6 +21,7 @@ from airflow_dockerhub.emulator.responses import (
     legacy_repository,
     namespace_listing_entry,
     namespace_repository,
+    tag_entry,
 )
 from airflow_dockerhub.emulator.state import (
     LOGIN_TOKEN_TTL,
@@ -43,6 +44,7 @@ ADMIN_PREFIX = "/_emulator"
 AUTH_PATHS = frozenset({"/v2/auth/token", "/v2/users/login", "/v2/users/login/"})
 
 NOT_FOUND = {"detail": "Object not found"}
+GONE = {"detail": "Gone"}
 BAD_CREDENTIALS = {"detail": "Incorrect authentication credentials"}
 INVALID_TOKEN = {"detail": "Invalid token"}
 
@@ -177,6 +179,28 @@ def _register_repositories(app: FastAPI, state: HubState) -> None:
     async def namespace_repository_info(namespace: str, name: str, request: Request) -> dict[str, Any]:
         return namespace_repository(_visible_repository(state, namespace, name, request))
 
+    @_route(app, "GET", "/v2/namespaces/{namespace}/repositories/{name}/tags")
+    async def repository_tags(namespace: str, name: str, request: Request) -> dict[str, Any]:
+        repository = _visible_repository(state, namespace, name, request)
+        tags = repository.published_tags()
+        name_filter = request.query_params.get("name", "")
+        if name_filter:
+            tags = [tag for tag in tags if name_filter in tag.name]
+        ordering = request.query_params.get("ordering") or "-last_updated"
+        if ordering.removeprefix("-") not in ("last_updated", "name"):
+            raise HubError(
+                400,
+                {
+                    "fields": {"ordering": ["Must be one of: last_updated, -last_updated, name, -name"]},
+                    "text": "Invalid ordering value",
+                },
+            )
+        if ordering.endswith("name"):
+            tags = sorted(tags, key=lambda tag: tag.name, reverse=ordering.startswith("-"))
+        elif ordering == "last_updated":
+            tags = list(reversed(tags))
+        return _paginate(request, tags, state.max_page_size, lambda tag: tag_entry(repository, tag))
+
     @_route(app, "GET", "/v2/repositories/{namespace}/{name}/")
     async def legacy_repository_info(namespace: str, name: str, request: Request) -> dict[str, Any]:
         repository = _visible_repository(state, namespace, name, request)
@@ -186,6 +210,7 @@ def _register_repositories(app: FastAPI, state: HubState) -> None:
 def _register_history(app: FastAPI, state: HubState) -> None:
     @_route(app, "GET", "/v2/repositories/{namespace}/{name}/buildhistory/")
     async def build_history(namespace: str, name: str, request: Request) -> dict[str, Any]:
+        _refuse_if_retired(state, namespace)
         repository = _visible_repository(state, namespace, name, request)
         if repository.history != "legacy":
             raise HubError(404, NOT_FOUND)
@@ -196,6 +221,7 @@ def _register_history(app: FastAPI, state: HubState) -> None:
         target = _AUDIT_OBJECT.fullmatch(request.query_params.get("object", ""))
         if target is None:
             raise HubError(400, {"error": "Filter by object=/api/repo/v1/repository/<namespace>/<name>/"})
+        _refuse_if_retired(state, target["namespace"])
         repository = _visible_repository(state, target["namespace"], target["name"], request)
         limit = _int_param(request, "limit", DEFAULT_AUDIT_LIMIT)
         offset = _int_param(request, "offset", 0, minimum=0)
@@ -212,6 +238,12 @@ def _register_history(app: FastAPI, state: HubState) -> None:
             },
             "objects": [audit_action(repository, build) for build in builds[offset : offset + limit]],
         }
+
+
+def _refuse_if_retired(state: HubState, namespace: str) -> None:
+    status = state.builds_retired(namespace)
+    if status is not None:
+        raise HubError(status, NOT_FOUND if status == 404 else GONE)
 
 
 def _register_triggers(app: FastAPI, state: HubState) -> None:
@@ -291,6 +323,27 @@ def _register_admin(app: FastAPI, state: HubState) -> None:
     async def admin_populate(namespace: str, request: Request) -> dict[str, Any]:
         names = _call_or_400(functools.partial(state.populate, namespace), await _json_object(request))
         return {"namespace": namespace, "added": len(names)}
+
+    @app.post(f"{ADMIN_PREFIX}/namespaces/{{namespace}}/repositories/{{name}}/tags")
+    async def admin_push_tag(namespace: str, name: str, request: Request) -> dict[str, Any]:
+        arguments = await _json_object(request)
+        try:
+            return state.push_tag(namespace, name, **arguments)
+        except UnknownRepositoryError:
+            raise HubError(404, NOT_FOUND) from None
+        except (TypeError, ValueError) as error:
+            raise HubError(400, {"detail": str(error)}) from None
+
+    @app.delete(f"{ADMIN_PREFIX}/namespaces/{{namespace}}/repositories/{{name}}/tags/{{tag}}")
+    async def admin_delete_tag(namespace: str, name: str, tag: str) -> dict[str, Any]:
+        try:
+            return state.delete_tag(namespace, name, tag=tag)
+        except UnknownRepositoryError:
+            raise HubError(404, NOT_FOUND) from None
+
+    @app.post(f"{ADMIN_PREFIX}/namespaces/{{namespace}}/retire-builds")
+    async def admin_retire_builds(namespace: str, request: Request) -> dict[str, Any]:
+        return _call_or_400(functools.partial(state.retire_builds, namespace), await _json_object(request))
 
     @app.post(f"{ADMIN_PREFIX}/namespaces/{{namespace}}/repositories/{{name}}/builds")
     async def admin_add_build(namespace: str, name: str, request: Request) -> dict[str, Any]:

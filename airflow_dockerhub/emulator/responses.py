@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_dockerhub.emulator.state import CANCELLED, SUCCESS, derived_uuid, format_timestamp
 
 if TYPE_CHECKING:
-    from airflow_dockerhub.emulator.state import Build, Repository
+    from airflow_dockerhub.emulator.state import Build, PublishedTag, Repository
 
 _PENDING_STATUSES = frozenset({0, 1, 11})
 _FINAL_AUDIT_STATES = frozenset({"Success", "Failed", "Canceled"})
@@ -227,3 +227,29 @@ def _source_state(repository: Repository) -> str:
         if build.status < 0:
             return "Failed"
     return "Empty"
+
+
+def tag_entry(repository: Repository, tag: PublishedTag) -> dict[str, Any]:
+    """
+    Describe a tag as an item of ``GET /v2/namespaces/{ns}/repositories/{repo}/tags``.
+
+    :param repository: the repository the tag belongs to.
+    :param tag: the tag and its last push.
+    """
+    pushed = format_timestamp(tag.pushed)
+    template = load_sample("derived-tag-list-item.json")
+    image = {**template["images"][0], "digest": tag.digest, "last_pushed": pushed, "last_pulled": None}
+    return _fill(
+        template,
+        id=int(hashlib.sha256(f"{repository.full_name}:{tag.name}".encode()).hexdigest()[:8], 16),
+        creator=0,
+        images=[image],
+        last_updated=pushed,
+        last_updater=0,
+        last_updater_username=repository.namespace,
+        name=tag.name,
+        repository=0,
+        tag_last_pulled=None,
+        tag_last_pushed=pushed,
+        digest=tag.digest,
+    )

@@ -105,6 +105,36 @@ class Build:
 
 
 @dataclass(frozen=True)
+class TagEvent:
+    """
+    A tag pushed or deleted other than by an automated build, as a CI pipeline pushing would.
+
+    :param tag: the tag name.
+    :param at: when it happened.
+    :param deleted: whether the tag was deleted rather than pushed.
+    """
+
+    tag: str
+    at: datetime
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class PublishedTag:
+    """
+    A tag the repository lists, with its last push.
+
+    :param name: the tag name.
+    :param pushed: when it was last pushed.
+    :param digest: the digest of what was pushed last, derived from the push.
+    """
+
+    name: str
+    pushed: datetime
+    digest: str
+
+
+@dataclass(frozen=True)
 class Repository:
     """
     A repository and its builds, as one immutable snapshot.
@@ -120,6 +150,7 @@ class Repository:
     :param registered: when the repository was created.
     :param builds: the builds, in the order they were added.
     :param trigger_token: the remote build trigger token, if one is set.
+    :param tag_events: tags pushed or deleted apart from builds, in the order they happened.
     """
 
     namespace: str
@@ -130,6 +161,7 @@ class Repository:
     registered: datetime
     builds: tuple[Build, ...] = ()
     trigger_token: str | None = None
+    tag_events: tuple[TagEvent, ...] = ()
 
     @property
     def full_name(self) -> str:
@@ -154,6 +186,27 @@ class Repository:
     def tags(self) -> list[str]:
         """Return the distinct tags built, in the order they were first built."""
         return list(dict.fromkeys(build.tag for build in sorted(self.builds, key=lambda b: b.created)))
+
+    def published_tags(self) -> list[PublishedTag]:
+        """
+        Return the tags the repository lists, newest push first.
+
+        A successful build pushes its tag when it finishes; pushes and deletions from elsewhere come
+        from :attr:`tag_events`. Whatever happened last to a tag decides whether it is listed.
+        """
+        events = [(build.updated, build.tag, False) for build in self.builds if build.status == SUCCESS]
+        events += [(event.at, event.tag, event.deleted) for event in self.tag_events]
+        latest: dict[str, tuple[datetime, bool]] = {}
+        for at, tag, deleted in sorted(events, key=lambda event: event[0]):
+            latest[tag] = (at, deleted)
+        published = [
+            PublishedTag(
+                tag, at, "sha256:" + hashlib.sha256(f"{self.full_name}:{tag}:{at}".encode()).hexdigest()
+            )
+            for tag, (at, deleted) in latest.items()
+            if not deleted
+        ]
+        return sorted(published, key=lambda tag: (tag.pushed, tag.name), reverse=True)
 
 
 @dataclass(frozen=True)
@@ -266,6 +319,9 @@ class HubState:
         self._users: dict[str, str] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
         self._next_build_id = _FIRST_BUILD_ID
+
+        # Namespace to the status its build histories answer once Docker Hub retired its builds.
+        self._retired: dict[str, int] = {}
 
         self.auth_token_endpoint_enabled = True
         self.legacy_listing_enabled = True
@@ -534,6 +590,75 @@ class HubState:
             cause=cause,
             build_code=build_code or _build_code_for(build_id),
         )
+
+    def push_tag(
+        self, namespace: str, name: str, *, tag: str = "latest", pushed_minutes_ago: float = 0.0
+    ) -> dict[str, Any]:
+        """
+        Push a tag from outside the automated builds, as a CI pipeline does.
+
+        :param namespace: the repository's namespace.
+        :param name: the repository name.
+        :param tag: the tag pushed.
+        :param pushed_minutes_ago: when, in minutes before the state's ``now``.
+        :return: the tag as the tags endpoint lists it.
+        :raise UnknownRepositoryError: if the repository was never added.
+        :raise ValueError: for an empty tag name.
+        """
+        return self._tag_event(namespace, name, tag, float(pushed_minutes_ago), deleted=False)
+
+    def delete_tag(self, namespace: str, name: str, *, tag: str) -> dict[str, Any]:
+        """
+        Delete a tag now; a later build or push of it brings it back.
+
+        :param namespace: the repository's namespace.
+        :param name: the repository name.
+        :param tag: the tag deleted.
+        :return: ``{"deleted": tag}``.
+        :raise UnknownRepositoryError: if the repository was never added.
+        """
+        return self._tag_event(namespace, name, tag, 0.0, deleted=True)
+
+    def _tag_event(
+        self, namespace: str, name: str, tag: str, minutes_ago: float, *, deleted: bool
+    ) -> dict[str, Any]:
+        if not isinstance(tag, str) or not tag.strip():
+            raise ValueError(f"tag must be a tag name, got {tag!r}")
+        at = self.now - timedelta(minutes=minutes_ago)
+        with self._lock:
+            repository = self._get(namespace, name)
+            event = TagEvent(tag.strip(), at, deleted)
+            repository = replace(repository, tag_events=(*repository.tag_events, event))
+            self._repositories[(namespace, name)] = repository
+        if deleted:
+            return {"deleted": tag}
+        return {"name": tag, "tag_last_pushed": format_timestamp(at)}
+
+    def retire_builds(self, namespace: str, status: int | None = 410) -> dict[str, Any]:
+        """
+        Make every build history of a namespace answer that it no longer exists.
+
+        That is what Docker Hub is expected to answer once it retires automated builds; ``status``
+        ``None`` brings the histories back.
+
+        :param namespace: the namespace.
+        :param status: 404 or 410, what both history endpoints answer for its repositories.
+        :return: ``{"namespace": ..., "status": ...}``.
+        :raise ValueError: for any other status.
+        """
+        if status is not None and status not in (404, 410):
+            raise ValueError(f"status must be 404, 410 or null, got {status!r}")
+        with self._lock:
+            if status is None:
+                self._retired.pop(namespace, None)
+            else:
+                self._retired[namespace] = int(status)
+        return {"namespace": namespace, "status": status}
+
+    def builds_retired(self, namespace: str) -> int | None:
+        """Return what a namespace's build histories answer since its builds were retired, if they were."""
+        with self._lock:
+            return self._retired.get(namespace)
 
     def set_trigger(self, namespace: str, name: str, token: str) -> None:
         """
@@ -826,10 +951,12 @@ class HubState:
                     "history": repo.history,
                     "trigger_token": repo.trigger_token,
                     "builds": [build.to_legacy() for build in repo.builds_newest_first()],
+                    "tags": {tag.name: format_timestamp(tag.pushed) for tag in repo.published_tags()},
                 }
                 for repo in repositories
             ],
             "triggers": triggers,
+            "retired_builds": dict(self._retired),
         }
 
     def _get(self, namespace: str, name: str) -> Repository:

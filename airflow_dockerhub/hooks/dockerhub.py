@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -50,12 +51,31 @@ HISTORY_PAGE_SIZE = 25
 POOL_SIZE = 32
 #: A listing that keeps handing out ``next`` links past this many pages is misbehaving.
 MAX_PAGES = 1000
+#: Pages of tags read per repository: the newest pushes come first, and a thousand tags hold them.
+MAX_TAG_PAGES = 10
 #: Tokens are renewed this long before they expire, so none expires between check and use.
 TOKEN_RENEWAL_MARGIN = 60.0
 #: How far Docker Hub's clock may be behind ours when comparing a build's creation with a moment here.
 CLOCK_SKEW = timedelta(minutes=1)
 #: ``/v2/auth/token`` documents a ten-minute lifetime; used when a token carries no readable expiry.
 DEFAULT_TOKEN_LIFETIME = 600.0
+
+
+@dataclass(frozen=True)
+class HistoryRead:
+    """
+    What reading one repository's build history found.
+
+    :param source: the history source that answered with builds, ``None`` when neither did.
+    :param builds: its builds, newest first.
+    :param gone: whether every source answered 404 or 410.
+    :param answer: the statuses they answered, when ``gone``.
+    """
+
+    source: str | None
+    builds: list[Build] = field(default_factory=list)
+    gone: bool = False
+    answer: str = ""
 
 
 class DockerHubHook(BaseHook):
@@ -300,6 +320,21 @@ class DockerHubHook(BaseHook):
         :param repository: the repository name.
         :return: the history source that answered and its builds, or ``None`` when neither has any.
         """
+        read = self.read_build_history(namespace, repository)
+        return None if read.source is None else (read.source, read.builds)
+
+    def read_build_history(self, namespace: str, repository: str) -> HistoryRead:
+        """
+        Read the newest builds of a repository, telling an empty history from one that is gone.
+
+        The sources are tried as in :meth:`get_build_history`.
+
+        :param namespace: the repository's namespace.
+        :param repository: the repository name.
+        :return: the source that answered (``None`` when neither has builds), its builds, and whether
+            every source answered 404 or 410: the endpoints are gone, as after Docker Hub retires
+            automated builds.
+        """
         repo_name = f"{namespace}/{repository}"
         sources = [LEGACY_HISTORY, AUDIT_HISTORY]
         remembered = self._history_sources.get(repo_name)
@@ -307,15 +342,21 @@ class DockerHubHook(BaseHook):
             sources.remove(remembered)
             sources.insert(0, remembered)
 
+        gone: list[int | None] = []
         for source in sources:
             try:
                 builds = self._read_history(source, namespace, repository)
-            except DockerHubNotFoundError:
+            except DockerHubNotFoundError as error:
+                gone.append(error.status_code)
                 continue
             if builds:
                 self._history_sources[repo_name] = source
-                return source, builds
-        return None
+                return HistoryRead(source, builds)
+        if len(gone) == len(sources):
+            return HistoryRead(
+                None, [], gone=True, answer=", ".join(sorted({str(status) for status in gone}))
+            )
+        return HistoryRead(None, [])
 
     def latest_build(
         self,
@@ -394,6 +435,55 @@ class DockerHubHook(BaseHook):
         )
         items = _list_field(body, "objects")
         return [Build.from_audit(namespace, repository, item) for item in items if is_build_action(item)]
+
+    # Tags
+
+    def list_tags(self, namespace: str, repository: str) -> tuple[list[dict[str, Any]], bool]:
+        """
+        Read the tags of a repository, newest push first.
+
+        They come from ``/v2/namespaces/{ns}/repositories/{repo}/tags``, following ``next`` for at
+        most :data:`MAX_TAG_PAGES` pages.
+
+        Public repositories answer anonymously; private ones need the connection's token.
+
+        :param namespace: the repository's namespace.
+        :param repository: the repository name.
+        :return: the tags as Docker Hub listed them, and whether that is all of them (false when the
+            listing was cut short after :data:`MAX_TAG_PAGES` pages).
+        :raise DockerHubNotFoundError: when Docker Hub knows no such repository, or it is private and
+            the connection has no token for it.
+        """
+        path = f"/v2/namespaces/{namespace}/repositories/{repository}/tags"
+        url: str | None = path
+        params: dict[str, Any] | None = {"page": 1, "page_size": PAGE_SIZE, "ordering": "-last_updated"}
+        tags: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for page in range(MAX_TAG_PAGES):
+            try:
+                body = self._get_json(url, params=params)
+            except DockerHubNotFoundError:
+                # A page past the end answers 404, as the repository listing does.
+                if page == 0:
+                    raise DockerHubNotFoundError(
+                        f"Docker Hub has no repository {namespace}/{repository}, or it is private and "
+                        f"connection {self.dockerhub_conn_id} has no access token for it",
+                        404,
+                    ) from None
+                return tags, True
+            tags += _list_field(body, "results")
+            url = body.get("next")
+            if not url:
+                return tags, True
+            url = self._same_origin(url)
+            if url in seen:
+                return tags, False
+            seen.add(url)
+            params = None
+        self.log.warning(
+            "%s/%s has more than %s pages of tags; only the newest were read", namespace, repository, page + 1
+        )
+        return tags, False
 
     # HTTP
 

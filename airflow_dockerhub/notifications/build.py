@@ -11,6 +11,7 @@ from airflow.sdk import BaseNotifier
 
 from airflow_dockerhub.alerts import Alert, AlertKind
 from airflow_dockerhub.builds import Build, BuildState
+from airflow_dockerhub.freshness import TAG_KINDS
 from airflow_dockerhub.notices import Notice
 from airflow_dockerhub.settings import DOCKERHUB_CONN_ID, NOTIFY_CONN_ID
 
@@ -156,6 +157,7 @@ def _tell(
         event_id: build
         for event_id, entry in record.entries.items()
         if (entry.get("repository"), entry.get("tag")) == (build.repo_name, build.tag)
+        and entry.get("kind") not in TAG_KINDS
     }
     notices = resolved_notices(successes, record, conn_id)
     for message in render(settings.message_format, notices, now):

@@ -10,7 +10,7 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 # Parses the DAG folder in a fresh interpreter whose sockets refuse to connect and whose metadata
 # database cannot be opened: a DAG file that reached for either would fail to import.
-PARSE = textwrap.dedent(
+PARSE_OFFLINE = textwrap.dedent(
     """
     import socket, sys
 
@@ -24,17 +24,31 @@ PARSE = textwrap.dedent(
     except ImportError:
         from airflow.models.dagbag import DagBag
     bag = DagBag(dag_folder=sys.argv[1])
+    """
+)
+PARSE = PARSE_OFFLINE + textwrap.dedent(
+    """
     assert bag.import_errors == {}, bag.import_errors
     print(sorted(bag.dags))
     """
 )
+# Prints the monitor's schedule, or the import error.
+SCHEDULE = PARSE_OFFLINE + textwrap.dedent(
+    """
+    if bag.import_errors:
+        print("IMPORT ERROR", *bag.import_errors.values())
+    else:
+        print("SCHEDULE", bag.dags["dockerhub_build_monitor"].timetable.expression)
+    """
+)
 
 
-def test_dag_file_parses_without_network_or_database(tmp_path):
+def _parse_offline(tmp_path, script, **env_overrides):
     env = os.environ.copy()
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{tmp_path}/missing-dir/airflow.db"
+    env.update(env_overrides)
     result = subprocess.run(
-        [sys.executable, "-c", PARSE, str(DAGS)],
+        [sys.executable, "-c", script, str(DAGS)],
         check=False,
         capture_output=True,
         text=True,
@@ -42,8 +56,13 @@ def test_dag_file_parses_without_network_or_database(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "dockerhub_build_monitor" in result.stdout and "dockerhub_rebuild" in result.stdout
-    assert not (tmp_path / "missing-dir").exists()
+    assert not (tmp_path / "missing-dir").exists(), "parsing must not open the database"
+    return result.stdout
+
+
+def test_dag_file_parses_without_network_or_database(tmp_path):
+    output = _parse_offline(tmp_path, PARSE)
+    assert "dockerhub_build_monitor" in output and "dockerhub_rebuild" in output
 
 
 def test_dag_schedule_and_steps():
@@ -98,3 +117,29 @@ def test_rebuild_dag_is_started_by_hand_with_documented_params():
         "tag",
     }
     assert all(dag.params.get_param(name).description for name in dag.params)
+
+
+def _parse_with_schedule(tmp_path, value):
+    return _parse_offline(tmp_path, SCHEDULE, AIRFLOW__DOCKERHUB__MONITOR_SCHEDULE=value)
+
+
+def test_the_monitor_schedule_is_overridden_by_the_airflow_configuration(tmp_path):
+    assert "SCHEDULE */15 * * * *" in _parse_with_schedule(tmp_path, "*/15 * * * *")
+    hourly = _parse_with_schedule(tmp_path, "@hourly").strip().splitlines()[-1]
+    assert hourly in ("SCHEDULE @hourly", "SCHEDULE 0 * * * *")
+
+
+def test_a_bad_monitor_schedule_fails_the_import_naming_the_option(tmp_path):
+    output = _parse_with_schedule(tmp_path, "every five minutes")
+    assert "IMPORT ERROR" in output
+    assert "[dockerhub] monitor_schedule (AIRFLOW__DOCKERHUB__MONITOR_SCHEDULE)" in output
+    assert "'every five minutes'" in output
+
+
+def test_the_cycle_budget_follows_the_schedule():
+    from airflow_dockerhub.settings import parse_schedule, schedule_cycle_seconds
+
+    assert parse_schedule(None) == "*/5 * * * *" and parse_schedule("none") is None
+    assert schedule_cycle_seconds("*/5 * * * *", 300.0) == 300.0
+    assert schedule_cycle_seconds("0 * * * *", 300.0) == 3600.0
+    assert schedule_cycle_seconds(None, 300.0) == 300.0
