@@ -68,14 +68,14 @@ class HealthNotice:
         if self.kind == RETIRED:
             return (
                 f"Docker Hub no longer has build histories for the namespace {self.subject} "
-                f"({self.error}): its automated builds are retired, and build failures can no longer "
+                f"({_clause(self.error)}): its automated builds are retired, and build failures can no longer "
                 f"be seen. {RETIREMENT_ADVICE}"
             )
         if self.kind == CREDENTIALS:
             if self.recovered:
                 return f"Docker Hub accepts the credentials of {self.subject} again."
             return (
-                f"Docker Hub rejected the credentials of {self.subject}: {self.error}. The monitor "
+                f"Docker Hub rejected the credentials of {self.subject}: {_clause(self.error)}. The monitor "
                 "reads nothing with them and tries no login for an hour, or until the connection's "
                 "access token changes."
             )
@@ -83,8 +83,13 @@ class HealthNotice:
             return f"The Docker Hub namespace {self.subject} can be read again."
         return (
             f"The Docker Hub namespace {self.subject} could not be read in {self.cycles} cycles in a row "
-            f"since {self.since}: {self.error}. Its builds are not watched until it can be read again."
+            f"since {self.since}: {_clause(self.error)}. Its builds are not watched until it can be read again."
         )
+
+
+def _clause(error: str) -> str:
+    """Fit an error message inside a sentence: a server's own final stop would double the period."""
+    return error.strip().rstrip(".!?;:")
 
 
 @dataclass

@@ -62,7 +62,8 @@ class Snapshot:
         or every automated repository's history did.
     :param readable: namespaces that were read.
     :param login_rejected: when Docker Hub rejected the connection's login (or it is blocked after
-        a rejection), ``docker_id`` and ``reason``; nothing was read then.
+        a rejection), ``docker_id``, ``reason`` (what the run's failure says, with what to do) and
+        ``error`` (Docker Hub's own answer, for the monitor's alert); nothing was read then.
     :param login_worked: whether Docker Hub was read with accepted credentials, or anonymously.
     :param watched: repositories read every cycle (a build moving, a recent failure, new ones).
     :param repositories_deferred: automated repositories left for a later cycle by the rate limit.
@@ -624,7 +625,7 @@ def plan_cycle(
             now,
             snapshot.unreadable,
             snapshot.readable,
-            (rejected["docker_id"], rejected["reason"]) if rejected else None,
+            (rejected["docker_id"], rejected.get("error") or rejected["reason"]) if rejected else None,
             snapshot.login_worked,
             snapshot.retired,
         )

@@ -134,3 +134,12 @@ def test_retired_builds_are_told_at_once_once_and_forgotten_silently_when_histor
     health.observe(T0 + 3 * CYCLE, readable=["acme"])
     assert "retired:acme" not in health.problems
     assert health.notices("hook", unreadable_cycles=3, send_resolved=True) == []
+
+
+def test_an_error_that_ends_a_sentence_of_its_own_is_not_followed_by_a_second_stop():
+    health = MonitorHealth()
+    for cycle in range(3):
+        health.observe(T0 + cycle * CYCLE, unreadable={"acme": "503: We'll be back soon!"})
+    (notice,) = health.notices("hook", unreadable_cycles=3, send_resolved=False)
+    assert "We'll be back soon. Its builds" in notice.summary
+    assert "!." not in notice.summary

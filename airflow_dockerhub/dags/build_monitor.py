@@ -442,7 +442,10 @@ def _fetch_guarding_the_login(hook, namespaces, poll_state, max_age_hours, cycle
         message = blocked_message(stored, login, secret, now, LOGIN_BLOCK_VARIABLE)
         if message:
             log.error("%s", message)
-            return Snapshot(login_rejected={"docker_id": login, "reason": message})
+            rejection = stored.get("reason") if isinstance(stored, dict) else None
+            return Snapshot(
+                login_rejected={"docker_id": login, "reason": message, "error": rejection or message}
+            )
     try:
         return fetch_snapshot(
             hook,
@@ -459,7 +462,7 @@ def _fetch_guarding_the_login(hook, namespaces, poll_state, max_age_hours, cycle
         reason = f"{error}. No login is tried again for an hour, or until the connection's credentials change"
         log.error("%s", reason)
         # Nothing is read, and the run fails at its end; the targets are told once, by evaluation.
-        return Snapshot(login_rejected={"docker_id": login or "", "reason": reason})
+        return Snapshot(login_rejected={"docker_id": login or "", "reason": reason, "error": str(error)})
 
 
 def _heartbeat() -> None:

@@ -144,6 +144,7 @@ def test_rejected_credentials_are_told_once_and_fail_every_run_until_they_change
     monitor = told["body"]["monitor"]
     assert monitor["status"] == "CredentialsRejected" and monitor["docker_id"] == DEMO_USER
     assert "stale-token" not in json.dumps(told)
+    assert monitor["message"].count("for an hour") == 1, "what the monitor does next is said once"
     assert len([path for _, path in hub_state.requests if path.startswith("/v2/auth")]) == 1
     assert stored_record() == {}
 
