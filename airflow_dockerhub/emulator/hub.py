@@ -326,13 +326,7 @@ def _register_admin(app: FastAPI, state: HubState) -> None:
 
     @app.post(f"{ADMIN_PREFIX}/namespaces/{{namespace}}/repositories/{{name}}/tags")
     async def admin_push_tag(namespace: str, name: str, request: Request) -> dict[str, Any]:
-        arguments = await _json_object(request)
-        try:
-            return state.push_tag(namespace, name, **arguments)
-        except UnknownRepositoryError:
-            raise HubError(404, NOT_FOUND) from None
-        except (TypeError, ValueError) as error:
-            raise HubError(400, {"detail": str(error)}) from None
+        return _call_or_400(functools.partial(state.push_tag, namespace, name), await _json_object(request))
 
     @app.delete(f"{ADMIN_PREFIX}/namespaces/{{namespace}}/repositories/{{name}}/tags/{{tag}}")
     async def admin_delete_tag(namespace: str, name: str, tag: str) -> dict[str, Any]:
@@ -347,19 +341,16 @@ def _register_admin(app: FastAPI, state: HubState) -> None:
 
     @app.post(f"{ADMIN_PREFIX}/namespaces/{{namespace}}/repositories/{{name}}/builds")
     async def admin_add_build(namespace: str, name: str, request: Request) -> dict[str, Any]:
-        arguments = await _json_object(request)
-        try:
-            return state.add_build(namespace, name, **arguments)
-        except UnknownRepositoryError:
-            raise HubError(404, NOT_FOUND) from None
-        except (TypeError, ValueError) as error:
-            raise HubError(400, {"detail": str(error)}) from None
+        return _call_or_400(functools.partial(state.add_build, namespace, name), await _json_object(request))
 
 
 def _call_or_400(method: Callable[..., Any], arguments: dict[str, Any]) -> Any:
-    # Admin endpoints pass their JSON object on as keyword arguments; a wrong one is the caller's error.
+    # Admin endpoints pass their JSON object on as keyword arguments; a wrong one is the caller's error,
+    # and a repository the state does not have is a 404, as Docker Hub answers.
     try:
         return method(**arguments)
+    except UnknownRepositoryError:
+        raise HubError(404, NOT_FOUND) from None
     except (TypeError, ValueError) as error:
         raise HubError(400, {"detail": str(error)}) from None
 
