@@ -79,8 +79,9 @@ def create_build_monitor_dag(
     retry_delay = conf.getfloat("dockerhub", "delivery_retry_delay_seconds", fallback=30.0)
     if schedule is CONFIGURED_SCHEDULE:
         schedule = parse_schedule(conf.get("dockerhub", "monitor_schedule", fallback=None))
-    if cycle_seconds is None:
-        cycle_seconds = schedule_cycle_seconds(schedule if isinstance(schedule, str) else None, 300.0)
+    # The gap between runs is worked out by the fetch task, not here: stepping a cron expression
+    # through a day of runs costs tens of milliseconds, and every parse of this file would pay them.
+    cron = schedule if isinstance(schedule, str) else None
 
     with DAG(
         dag_id=dag_id,
@@ -140,8 +141,9 @@ def create_build_monitor_dag(
             )
             hook = DockerHubHook(dockerhub_conn_id=dockerhub_conn_id)
             poll_state = load_poll_state()
+            seconds = cycle_seconds if cycle_seconds is not None else schedule_cycle_seconds(cron, 300.0)
             snapshot = _fetch_guarding_the_login(
-                hook, settings.namespaces, poll_state, settings.thresholds.max_age_hours, cycle_seconds, rules
+                hook, settings.namespaces, poll_state, settings.thresholds.max_age_hours, seconds, rules
             )
             # Evaluation judges the same rules, also when nothing could be read.
             snapshot.freshness_rules = rules_to_xcom(rules)
