@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 
 from airflow.sdk import Variable
@@ -22,7 +23,24 @@ HEALTH_DESCRIPTION = "Namespaces the Docker Hub build monitor cannot read, rejec
 #: How many times a change is written again when another writer's save keeps replacing it.
 SAVE_ATTEMPTS = 5
 
+#: How long after a save the record is read back a second time, unless ``[dockerhub]
+#: record_settle_seconds`` says otherwise. A writer that read the record before
+#: the save and needs longer than this to save its own version can still replace the change unseen:
+#: that goes only when the record moves to a store with an atomic compare-and-set, which Airflow
+#: variables do not have. Reading, merging and saving the record takes a task milliseconds.
+SETTLE_SECONDS = 2.0
+
 log = logging.getLogger(__name__)
+
+
+def record_settle_seconds() -> float:
+    """Read ``[dockerhub] record_settle_seconds``: how long after a save the record is checked again."""
+    from airflow.configuration import conf
+
+    seconds = conf.getfloat("dockerhub", "record_settle_seconds", fallback=SETTLE_SECONDS)
+    if seconds < 0:
+        raise ValueError(f"[dockerhub] record_settle_seconds must not be negative, got {seconds}")
+    return seconds
 
 
 def load_record() -> AlertRecord:
@@ -51,35 +69,50 @@ def save_record(record: AlertRecord) -> None:
     Variable.set(ALERT_RECORD_VARIABLE, record.to_stored(), description=DESCRIPTION, serialize_json=True)
 
 
-def update_record(change: Callable[[AlertRecord], object], attempts: int = SAVE_ATTEMPTS) -> AlertRecord:
+def update_record(
+    change: Callable[[AlertRecord], object],
+    attempts: int = SAVE_ATTEMPTS,
+    settle_seconds: float | None = None,
+) -> AlertRecord:
     """
     Apply a change to the stored record so that it stays applied when another task saves meanwhile.
 
     A variable offers a task no transaction to hold, and the monitor, the build notifier and a run
     cleared in the UI may all write the record. So the change must be idempotent (applying it to a
-    record that already has it changes nothing): after each save the record is read back and the
-    change applied again; when that changes something, another writer's save replaced this one, and
-    the merged record is saved again. Nothing is written when the change is already there.
+    record that already has it changes nothing). After each save the record is read back at once and
+    again ``settle_seconds`` later, and the change applied again; when that changes something,
+    another writer's save replaced this one, and the merged record is saved again. The second look
+    catches a writer that read the record before this save and saved its own version just after the
+    first look. Nothing is written, and nothing waited for, when the change is already there.
 
     :param change: marks to add to a record, in place.
     :param attempts: how many saves to try before giving up.
+    :param settle_seconds: how long after a save the record is read back a second time; by default
+        ``[dockerhub] record_settle_seconds``, else 2.
     :return: the record as last read, with the change applied.
     :raise RuntimeError: naming the variable, when other writers kept replacing the change.
     """
-    for attempt in range(attempts + 1):
+    saves = 0
+    looks: list[float] = []
+    while True:
         record = load_record()
         before = fingerprint(record)
         change(record)
-        if fingerprint(record) == before:
+        if fingerprint(record) != before:
+            if saves == attempts:
+                raise RuntimeError(
+                    f"Other tasks kept replacing the {ALERT_RECORD_VARIABLE} variable; "
+                    f"{attempts} saves did not stick"
+                )
+            if saves:
+                log.warning("Another task saved %s at the same time; saving again", ALERT_RECORD_VARIABLE)
+            save_record(record)
+            saves += 1
+            looks = [record_settle_seconds() if settle_seconds is None else settle_seconds]
+            continue
+        if not looks:
             return record
-        if attempt == attempts:
-            break
-        if attempt:
-            log.warning("Another task saved %s at the same time; saving again", ALERT_RECORD_VARIABLE)
-        save_record(record)
-    raise RuntimeError(
-        f"Other tasks kept replacing the {ALERT_RECORD_VARIABLE} variable; {attempts} saves did not stick"
-    )
+        time.sleep(looks.pop(0))
 
 
 def load_health() -> MonitorHealth:

@@ -21,6 +21,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__DOCKERHUB__DELIVERY_RETRIES"] = "0"
 os.environ["AIRFLOW__DOCKERHUB__HTTP_BACKOFF_SECONDS"] = "0.05"
+# A record save is checked again this long after; the default, 2 s, would add up over hundreds of runs.
+os.environ["AIRFLOW__DOCKERHUB__RECORD_SETTLE_SECONDS"] = "0.05"
 for name in list(os.environ):
     if name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_")):
         del os.environ[name]

@@ -63,3 +63,34 @@ def test_a_writer_that_keeps_losing_gives_up_naming_the_variable(empty_record, m
     monkeypatch.setattr(record_store, "save_record", lambda record: None)
     with pytest.raises(RuntimeError, match=ALERT_RECORD_VARIABLE):
         record_store.update_record(lambda record: record.mark_delivered(_alert("a"), "hook", NOW), attempts=3)
+
+
+def test_a_writer_that_read_before_the_save_and_saves_after_the_read_back_is_caught(
+    empty_record, monkeypatch
+):
+    load = record_store.load_record
+    stale = record_store.load_record()  # another task reads the record before this save
+    loads = []
+
+    def load_then_overwritten():
+        record = load()
+        loads.append(record_store.fingerprint(record))
+        if len(loads) == 2:
+            # The first read-back saw this task's change; the other task saves its stale copy now.
+            stale.mark_delivered(_alert("theirs"), "hook", NOW)
+            record_store.save_record(stale)
+        return record
+
+    monkeypatch.setattr(record_store, "load_record", load_then_overwritten)
+
+    record_store.update_record(lambda record: record.mark_delivered(_alert("ours"), "hook", NOW))
+
+    assert set(load().entries) == {"ours", "theirs"}
+
+
+def test_the_settle_time_is_read_from_the_airflow_configuration(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__DOCKERHUB__RECORD_SETTLE_SECONDS", "0.5")
+    assert record_store.record_settle_seconds() == 0.5
+    monkeypatch.setenv("AIRFLOW__DOCKERHUB__RECORD_SETTLE_SECONDS", "-1")
+    with pytest.raises(ValueError, match=r"\[dockerhub\] record_settle_seconds"):
+        record_store.record_settle_seconds()
