@@ -6,6 +6,7 @@ from it against SQLite and then against PostgreSQL, each started once for every 
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,22 @@ def airflow_venv(tmp_path_factory) -> Path:
         venv, wheel, env=clean_environment(venv, root / "home"), cwd=work, extra=("psycopg2-binary",)
     )
     return venv
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_on_sigterm():
+    """
+    Treat SIGTERM (a CI job's timeout, ``timeout``) like Ctrl-C, so the deployments are torn down.
+
+    Python's default SIGTERM ends the process at once, leaving Airflow and PostgreSQL running.
+    """
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    yield
+    signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session", params=sorted(PARALLELISM, reverse=True))

@@ -94,6 +94,8 @@ class Deployment:
                         "host": f"{self.receiver_url}/hooks/dockerhub",
                         "login": self.receiver_user,
                         "password": self.receiver_password,
+                        # So a successful rebuild tells the receiver the alert of its tag is over.
+                        "extra": {"send_resolved": True},
                     }
                 ),
                 "AIRFLOW_VAR_DOCKERHUB_NAMESPACES": DEMO_NAMESPACE,
