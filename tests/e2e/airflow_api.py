@@ -1,4 +1,4 @@
-"""A small client of Airflow's REST API (v2), of the emulator's admin endpoints and of the receiver's listing."""
+"""Small clients of Airflow's REST API (v2), the emulator's admin endpoints and the receiver's listing."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ PARALLELISM = {"sqlite": 2, "postgresql": 8}
 
 @pytest.fixture(scope="session")
 def airflow_venv(tmp_path_factory) -> Path:
-    """Build the wheel and install it, with Airflow and PostgreSQL's driver, into a fresh environment."""
+    """Build the wheel and install it, with Airflow and its PostgreSQL drivers, into a fresh environment."""
     root = tmp_path_factory.mktemp("e2e-venv")
     build_distributions(root / "dist", wheel_only=True)
     [wheel] = (root / "dist").glob("*.whl")
@@ -33,7 +33,11 @@ def airflow_venv(tmp_path_factory) -> Path:
     work = root / "work"  # away from the checkout, so nothing of the source tree can be imported
     work.mkdir()
     install_wheel(
-        venv, wheel, env=clean_environment(venv, root / "home"), cwd=work, extra=("psycopg2-binary",)
+        venv,
+        wheel,
+        env=clean_environment(venv, root / "home"),
+        cwd=work,
+        extra=("psycopg2-binary", "asyncpg"),
     )
     return venv
 

@@ -59,6 +59,7 @@ class Deployment:
 
     def _environment(self, database_url: str, parallelism: int) -> dict[str, str]:
         env = clean_environment(self.venv, self.home)
+        hub = self.hub_url
         passwords = self.home / "passwords.json"
         passwords.write_text(json.dumps({ADMIN_USER: self.admin_password}))
         env.update(
@@ -101,7 +102,7 @@ class Deployment:
                 "AIRFLOW_VAR_DOCKERHUB_NAMESPACES": DEMO_NAMESPACE,
                 "AIRFLOW_VAR_DOCKERHUB_BUILD_TRIGGER_SECRETS": json.dumps(
                     {
-                        f"{DEMO_NAMESPACE}/{name}": f"{self.hub_url}/u/{DEMO_NAMESPACE}/{name}/trigger/{token}/"
+                        f"{DEMO_NAMESPACE}/{name}": f"{hub}/u/{DEMO_NAMESPACE}/{name}/trigger/{token}/"
                         for name, token in DEMO_TRIGGER_TOKENS.items()
                     }
                 ),

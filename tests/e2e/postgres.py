@@ -7,6 +7,7 @@ import os
 import pwd
 import secrets
 import shutil
+import subprocess
 from pathlib import Path
 
 from tests.distribution import run
@@ -17,7 +18,7 @@ SERVER_USER = "postgres"
 
 
 def find_server_binaries() -> Path | None:
-    """Return the folder of ``initdb``, ``postgres`` and ``pg_isready``, or ``None`` when none is installed."""
+    """Return the folder of the server binaries the tests use, or ``None`` when there is none."""
     found = shutil.which("initdb")
     candidates = [Path(os.path.realpath(found)).parent] if found else []
     # Debian's packages keep the server binaries off the path, one folder per major version.
@@ -50,6 +51,7 @@ class PostgresCluster:
         return f"postgresql+psycopg2://{self.user}:{self.password}@127.0.0.1:{self.port}/airflow"
 
     def start(self) -> None:
+        """Make the cluster, start its server and wait until it takes logins, then make the database."""
         data = self.folder / "data"
         password_file = self.folder / "password"
         password_file.write_text(self.password)
@@ -96,11 +98,7 @@ class PostgresCluster:
         self.processes.start(
             "postgres", [str(arg) for arg in server], env=dict(os.environ), cwd=self.folder, user=self.run_as
         )
-        wait_until(
-            lambda: self._ready(),
-            timeout=60,
-            what=f"PostgreSQL on 127.0.0.1:{self.port}",
-        )
+        wait_until(self._ready, timeout=60, what=f"PostgreSQL on 127.0.0.1:{self.port}")
         env = dict(os.environ, PGPASSWORD=self.password)
         run(
             [self.binaries / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "airflow"],
@@ -111,11 +109,4 @@ class PostgresCluster:
     def _ready(self) -> bool:
         self.processes.check_alive()
         args = [self.binaries / "pg_isready", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user]
-        return run_quietly(args) == 0
-
-
-def run_quietly(args) -> int:
-    """Run a short command and return its exit status, its output thrown away."""
-    import subprocess
-
-    return subprocess.run(args, capture_output=True, check=False, timeout=30).returncode
+        return subprocess.run(args, capture_output=True, check=False, timeout=30).returncode == 0
