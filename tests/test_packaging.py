@@ -12,14 +12,10 @@ from __future__ import annotations
 import ast
 import configparser
 import json
-import os
-import subprocess
-import sys
 import tarfile
 import textwrap
 import zipfile
 from email.parser import Parser
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -27,6 +23,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from airflow_dockerhub import __version__, bundled_dags
+from tests.distribution import build_distributions, clean_environment, install_wheel, run
 
 PROJECT = Path(__file__).resolve().parent.parent
 PACKAGE = PROJECT / "airflow_dockerhub"
@@ -38,15 +35,6 @@ SDIST_ROOT = f"{DIST_NAME}-{__version__}"
 DAG_IDS = ["dockerhub_build_monitor", "dockerhub_rebuild"]
 #: The Airflow releases the project is tested with: the lowest in CI (.ci/run) up to the next major.
 AIRFLOW_RANGE = SpecifierSet(">=3.3.0,<4")
-
-
-def _run(args, *, timeout, **kwargs):
-    result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=timeout, **kwargs)
-    assert result.returncode == 0, (
-        f"{' '.join(map(str, args))} exited {result.returncode}\n"
-        f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
-    )
-    return result
 
 
 def _package_files() -> list[str]:
@@ -61,7 +49,7 @@ def _package_files() -> list[str]:
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "build", "--outdir", str(out), str(PROJECT)], timeout=600)
+    build_distributions(out)
     wheels = list(out.glob("*.whl"))
     sdists = list(out.glob("*.tar.gz"))
     assert [wheel.name for wheel in wheels] == [f"{DIST_NAME}-{__version__}-py3-none-any.whl"]
@@ -238,32 +226,21 @@ PARSE_DAGS = textwrap.dedent(
 def test_wheel_installed_with_pip_alone_into_a_fresh_venv_is_a_working_provider(dists, tmp_path):
     wheel, _ = dists
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)], timeout=300)
-    python = venv / "bin" / "python"
     work = tmp_path / "work"  # the working directory: nothing of the checkout is importable from it
     work.mkdir()
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AIRFLOW", "PYTHON", "VIRTUAL_ENV", "__PYVENV"))
-    }
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["AIRFLOW_HOME"] = str(tmp_path / "airflow-home")
-    env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    # Airflow pinned to the release this suite runs with, so each CI leg checks its own release.
-    airflow = f"apache-airflow=={metadata.version('apache-airflow')}"
-    _run([python, "-m", "pip", "install", str(wheel), airflow], timeout=900, env=env, cwd=work)
+    env = clean_environment(venv, tmp_path / "airflow-home")
+    python = install_wheel(venv, wheel, env=env, cwd=work)
 
-    installed = _run([python, "-c", CHECK_INSTALL, *SAMPLES], timeout=120, env=env, cwd=work)
+    installed = run([python, "-c", CHECK_INSTALL, *SAMPLES], timeout=120, env=env, cwd=work)
     assert installed.stdout.strip() == __version__
 
     dags = tmp_path / "dags"
-    copied = _run([python, "-m", "airflow_dockerhub.bundled_dags", str(dags)], timeout=120, env=env, cwd=work)
+    copied = run([python, "-m", "airflow_dockerhub.bundled_dags", str(dags)], timeout=120, env=env, cwd=work)
     for name, text in bundled_dags.DAG_FILES.items():
         assert (dags / name).read_text(encoding="utf-8") == text
         assert f"copied {dags / name}" in copied.stdout
 
-    listed = _run(
+    listed = run(
         [venv / "bin" / "airflow", "providers", "list", "--output", "json"], timeout=300, env=env, cwd=work
     )
     providers = json.loads(listed.stdout)
@@ -271,6 +248,6 @@ def test_wheel_installed_with_pip_alone_into_a_fresh_venv_is_a_working_provider(
     assert ours and ours[0]["version"] == __version__, listed.stdout
 
     parse_env = dict(env, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{tmp_path}/missing-dir/airflow.db")
-    parsed = _run([python, "-c", PARSE_DAGS, str(dags)], timeout=300, env=parse_env, cwd=work)
+    parsed = run([python, "-c", PARSE_DAGS, str(dags)], timeout=300, env=parse_env, cwd=work)
     assert json.loads(parsed.stdout.strip().splitlines()[-1]) == DAG_IDS
     assert not (tmp_path / "missing-dir").exists()
