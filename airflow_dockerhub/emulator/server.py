@@ -30,15 +30,18 @@ class RunningServer:
     :param thread: the thread running it.
     :param host: the address it is bound to.
     :param port: the port it listens on.
+    :param scheme: ``http``, or ``https`` when it serves TLS.
     """
 
-    def __init__(self, server: uvicorn.Server, thread: threading.Thread, host: str, port: int) -> None:
+    def __init__(
+        self, server: uvicorn.Server, thread: threading.Thread, host: str, port: int, scheme: str = "http"
+    ) -> None:
         self._server = server
         self._thread = thread
         self.host = host
         self.port = port
         display_host = f"[{host}]" if ":" in host else host
-        self.url = f"http://{display_host}:{port}"
+        self.url = f"{scheme}://{display_host}:{port}"
 
     @property
     def alive(self) -> bool:
@@ -74,7 +77,12 @@ class RunningServer:
 
 
 def serve_in_thread(
-    app: FastAPI, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = STARTUP_TIMEOUT
+    app: FastAPI,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    startup_timeout: float = STARTUP_TIMEOUT,
+    tls: tuple[str, str] | None = None,
 ) -> RunningServer:
     """
     Start ``app`` with uvicorn in a daemon thread and wait until it accepts connections.
@@ -86,6 +94,7 @@ def serve_in_thread(
     :param host: the address to bind; only this address is listened on.
     :param port: the port to bind, 0 for any free port.
     :param startup_timeout: seconds to wait for the server to start.
+    :param tls: the paths of a certificate and its key, to serve HTTPS instead of HTTP.
     :raise OSError: if the address cannot be bound.
     :raise RuntimeError: if the server does not start in time.
     """
@@ -99,13 +108,15 @@ def serve_in_thread(
         log_config=None,
         lifespan="off",
         timeout_graceful_shutdown=2,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"emulator-{bound_port}", daemon=True
     )
     thread.start()
-    running = RunningServer(server, thread, host, bound_port)
+    running = RunningServer(server, thread, host, bound_port, "https" if tls else "http")
 
     deadline = time.monotonic() + startup_timeout
     while not server.started:

@@ -16,7 +16,6 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from airflow.sdk import BaseHook
-from requests.adapters import HTTPAdapter
 
 from airflow_dockerhub.alerts import latest_per_tag
 from airflow_dockerhub.builds import AUDIT_HISTORY, LEGACY_HISTORY, Build, is_build_action
@@ -29,11 +28,11 @@ from airflow_dockerhub.exceptions import (
 )
 from airflow_dockerhub.get_provider_info import CONNECTION_FORM
 from airflow_dockerhub.http_retry import RetryBudget, docker_hub_retry
+from airflow_dockerhub.http_session import connection_session
 from airflow_dockerhub.http_settings import http_backoff, parse_timeout, parse_verify, retries_per_cycle
 from airflow_dockerhub.pacing import RatePacer
 from airflow_dockerhub.settings import DOCKERHUB_CONN_ID
 from airflow_dockerhub.targets import redact_url
-from airflow_dockerhub.version import USER_AGENT
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -164,18 +163,15 @@ class DockerHubHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
-        session = requests.Session()
-        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        adapter = HTTPAdapter(
-            pool_connections=1,
-            pool_maxsize=POOL_SIZE,
-            max_retries=docker_hub_retry(http_backoff(), self.retry_budget),
+        verify = parse_verify(
+            self.connection.extra_dejson.get("verify"),
+            f"the 'verify' extra of connection {self.dockerhub_conn_id}",
         )
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        extra = self.connection.extra_dejson
-        session.verify = parse_verify(
-            extra.get("verify"), f"the 'verify' extra of connection {self.dockerhub_conn_id}"
+        session = connection_session(
+            verify,
+            docker_hub_retry(http_backoff(), self.retry_budget),
+            pool_maxsize=POOL_SIZE,
+            headers={"Accept": "application/json"},
         )
         if session.verify is False:
             self.log.warning("TLS verification is off for connection %s", self.dockerhub_conn_id)

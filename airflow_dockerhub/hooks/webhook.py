@@ -10,15 +10,14 @@ from urllib.parse import quote, urlencode
 
 import requests
 from airflow.sdk import BaseHook
-from requests.adapters import HTTPAdapter
 
 from airflow_dockerhub.exceptions import WebhookDeliveryError
 from airflow_dockerhub.http_retry import delivery_retry
+from airflow_dockerhub.http_session import connection_session
 from airflow_dockerhub.http_settings import http_backoff, parse_timeout, parse_verify
 from airflow_dockerhub.settings import NOTIFY_CONN_ID
 from airflow_dockerhub.signing import SIGNATURE_HEADER, signature
 from airflow_dockerhub.targets import TargetSettings, WebhookTarget, parse_notification_url
-from airflow_dockerhub.version import USER_AGENT
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -79,15 +78,11 @@ class WebhookHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
-        extra = self.connection.extra_dejson
-        session = requests.Session()
-        session.headers.update({"User-Agent": USER_AGENT})
-        adapter = HTTPAdapter(max_retries=delivery_retry(http_backoff()))
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        session.verify = parse_verify(
-            extra.get("verify"), f"the 'verify' extra of connection {self.webhook_conn_id}"
+        verify = parse_verify(
+            self.connection.extra_dejson.get("verify"),
+            f"the 'verify' extra of connection {self.webhook_conn_id}",
         )
+        session = connection_session(verify, delivery_retry(http_backoff()))
         if session.verify is False:
             self.log.warning("TLS verification is off for connection %s", self.webhook_conn_id)
         return session
