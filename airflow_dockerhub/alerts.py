@@ -36,6 +36,7 @@ class Thresholds:
     max_age_hours: float = 24
 
     def __post_init__(self) -> None:
+        """Reject a threshold that is not a positive number."""
         for name in ("queued_minutes", "building_minutes", "max_age_hours"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:

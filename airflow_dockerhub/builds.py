@@ -22,9 +22,13 @@ class BuildState(str, enum.Enum):
     SUCCESS = "success"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: A status Docker Hub has not been seen to send, or none at all: the build neither raises an alert
+    #: nor resolves one until Docker Hub describes it in a known way.
+    UNKNOWN = "unknown"
 
     @property
     def is_final(self) -> bool:
+        """Whether Docker Hub is done with the build: it succeeded, failed or was cancelled."""
         return self in (BuildState.SUCCESS, BuildState.FAILED, BuildState.CANCELLED)
 
 
@@ -55,13 +59,12 @@ def classify_status(status: Any) -> BuildState:
 
     10 is a success; any negative code is a failure, except -4 which is a cancellation; 0, 1 and 11
     are queued; 2 to 9 are building. Any other value (a code Docker Hub has not been seen to send, or
-    no integer at all) counts as building: it never raises a failure alert, but it does raise a
-    "building too long" alert if the build stays that way past the threshold.
+    no integer at all) is unknown: a malformed answer must not raise an alert, nor end one.
 
     :param status: the ``status`` field exactly as Docker Hub returned it.
     """
     if isinstance(status, bool) or not isinstance(status, int):
-        return BuildState.BUILDING
+        return BuildState.UNKNOWN
     if status == SUCCESS_CODE:
         return BuildState.SUCCESS
     if status == CANCELLED_CODE:
@@ -70,20 +73,22 @@ def classify_status(status: Any) -> BuildState:
         return BuildState.FAILED
     if status in QUEUED_CODES:
         return BuildState.QUEUED
-    return BuildState.BUILDING
+    if status in BUILDING_CODES:
+        return BuildState.BUILDING
+    return BuildState.UNKNOWN
 
 
 def classify_audit_state(state: Any) -> BuildState:
     """
     Turn an audit-action ``state`` string into a build state.
 
-    Unknown strings count as building, for the same reason as unknown legacy codes.
+    Other strings, and anything that is not a string, are unknown, as unknown legacy codes are.
 
     :param state: the ``state`` field exactly as Docker Hub returned it.
     """
     if not isinstance(state, str):
-        return BuildState.BUILDING
-    return AUDIT_STATES.get(state.strip().lower(), BuildState.BUILDING)
+        return BuildState.UNKNOWN
+    return AUDIT_STATES.get(state.strip().lower(), BuildState.UNKNOWN)
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -147,6 +152,7 @@ class Build:
 
     @property
     def repo_name(self) -> str:
+        """The repository as ``namespace/name``."""
         return f"{self.namespace}/{self.repository}"
 
     @classmethod

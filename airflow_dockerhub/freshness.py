@@ -108,18 +108,22 @@ class FreshnessRule:
 
     @property
     def is_pattern(self) -> bool:
+        """Whether the rule's tag is an ``fnmatch`` pattern rather than one tag name."""
         return bool(_PATTERN_CHARS & set(self.tag))
 
     @property
     def namespace(self) -> str:
+        """The Docker Hub namespace of the rule's repository."""
         return self.repository.split("/", 1)[0]
 
     @property
     def name(self) -> str:
+        """The repository's name within its namespace."""
         return self.repository.split("/", 1)[1]
 
     @property
     def label(self) -> str:
+        """The rule as ``namespace/name:tag``, the tag possibly a pattern."""
         return f"{self.repository}:{self.tag}"
 
     def matches(self, tag: str) -> bool:
@@ -202,10 +206,12 @@ class TagPush:
         return cls(str(item.get("name") or ""), pushed)
 
     def to_xcom(self) -> dict[str, Any]:
+        """Turn the tag into plain JSON values, for XCom."""
         return {"name": self.name, "pushed_at": self.pushed_at.isoformat() if self.pushed_at else None}
 
     @classmethod
     def from_xcom(cls, value: Mapping[str, Any]) -> TagPush:
+        """Read a tag back from what :meth:`to_xcom` wrote."""
         return cls(str(value["name"]), parse_timestamp(value.get("pushed_at")))
 
 
@@ -235,6 +241,7 @@ class TagState:
 
     @property
     def alert_kind(self) -> str | None:
+        """The kind of alert record entry the verdict raises, or ``None`` for a fresh tag."""
         return {STALE: STALE_KIND, MISSING: MISSING_KIND}.get(self.verdict)
 
     @property
@@ -300,6 +307,7 @@ def rule_repositories(rules: Iterable[FreshnessRule]) -> list[str]:
 
 
 def rules_to_xcom(rules: Iterable[FreshnessRule]) -> list[dict[str, Any]]:
+    """Turn the rules into plain JSON values, for XCom; interval and grace become seconds."""
     return [
         {
             "repository": rule.repository,
@@ -312,6 +320,7 @@ def rules_to_xcom(rules: Iterable[FreshnessRule]) -> list[dict[str, Any]]:
 
 
 def rules_from_xcom(values: Iterable[Mapping[str, Any]]) -> list[FreshnessRule]:
+    """Read rules back from what :func:`rules_to_xcom` wrote."""
     return [
         FreshnessRule(
             value["repository"],
@@ -341,6 +350,7 @@ class TagNotice:
 
     @property
     def status(self) -> str:
+        """The word for ``repository.status``: ``Stale``, ``Missing`` or ``Fresh``."""
         return {STALE_EVENT: STALE_STATUS, MISSING_EVENT: MISSING_STATUS}.get(self.event, FRESH_STATUS)
 
     @classmethod

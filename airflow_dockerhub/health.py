@@ -32,7 +32,7 @@ RETIRED = "retired"
 RETIREMENT_ADVICE = (
     "Move the builds to another CI (GitHub Actions, GitLab CI, Bitbucket Pipelines, ...) that pushes "
     "to Docker Hub, and keep or add freshness rules (dockerhub_freshness_rules) so that the monitor "
-    "still tells when images stop arriving."
+    "still tells when images stop arriving; then unset dockerhub_namespaces, and only those tags are read."
 )
 
 
@@ -122,6 +122,7 @@ class MonitorHealth:
         return cls({str(key): _with_defaults(value) for key, value in stored.items()})
 
     def to_stored(self) -> dict[str, dict[str, Any]]:
+        """Give the problems as they are stored, sorted by key."""
         return {key: dict(value) for key, value in sorted(self.problems.items())}
 
     def observe(

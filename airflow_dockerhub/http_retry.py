@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 #: Never wait longer than this for one retry: a worker slot must not sleep for hours on a Retry-After;
@@ -40,6 +41,22 @@ def retry_after_seconds(value: str, now: float, cap: float = MAX_RETRY_AFTER) ->
         if number > EPOCH_THRESHOLD:
             number -= now
     return min(max(number, 0.0), cap)
+
+
+def requested_wait(headers: Mapping[str, str], now: float, cap: float) -> float | None:
+    """
+    Read how long a 429 asks the client to wait, from ``Retry-After`` or the older ``X-Retry-After``.
+
+    :param headers: the answer's headers (case-insensitive mapping).
+    :param now: the current epoch time.
+    :param cap: the longest wait believed.
+    :return: the wait in seconds, clamped to ``[0, cap]``, or ``None`` when neither header is there.
+    """
+    for name in ("Retry-After", "X-Retry-After"):
+        value = headers.get(name)
+        if value is not None and value.strip():
+            return retry_after_seconds(value, now, cap)
+    return None
 
 
 class RetryBudget:
@@ -79,11 +96,20 @@ class BoundedRetry(Retry):
         self.budget = budget
 
     def new(self, **kwargs: Any) -> BoundedRetry:
+        """Keep the shared budget on the copy urllib3 makes after each attempt."""
         retry = super().new(**kwargs)
         retry.budget = self.budget
         return retry
 
     def increment(self, *args: Any, **kwargs: Any) -> Retry:
+        """Give up on a 429 that asks for too long a wait, and spend the shared budget on each retry."""
+        response = kwargs.get("response")
+        if response is not None and response.status == 429:
+            wait = requested_wait(response.headers, time.time(), cap=float("inf"))
+            if wait is not None and wait > MAX_RETRY_AFTER:
+                # Retrying sooner than asked only earns another 429; the caller gets this one instead,
+                # and waits it out before anything else is sent, or leaves the rest for the next cycle.
+                raise MaxRetryError(kwargs.get("_pool"), args[1] if len(args) > 1 else kwargs.get("url"))
         # Raises when this request's own retries are spent, before any of the cycle's is taken.
         retry = super().increment(*args, **kwargs)
         if self.budget is not None and not self.budget.spend():
@@ -91,7 +117,13 @@ class BoundedRetry(Retry):
             return Retry.increment(self.new(total=0), *args, **kwargs)
         return retry
 
+    def get_retry_after(self, response: Any) -> float | None:
+        """Read ``Retry-After`` or ``X-Retry-After`` in any form, capped at :data:`MAX_RETRY_AFTER`."""
+        # Docker Hub's docs named the header X-Retry-After until 2025; urllib3 reads Retry-After only.
+        return requested_wait(response.headers, time.time(), MAX_RETRY_AFTER)
+
     def parse_retry_after(self, retry_after: str) -> float:
+        """Read a ``Retry-After`` value in any form Docker Hub sent it, capped at :data:`MAX_RETRY_AFTER`."""
         return retry_after_seconds(retry_after, time.time())
 
 
@@ -142,29 +174,3 @@ def _bounded(
         raise_on_status=False,
         raise_on_redirect=False,
     )
-
-
-#: Requests kept in hand when Docker Hub says how many are left in its window.
-RATE_LIMIT_RESERVE = 2
-
-
-def rate_limit_pause(headers: Mapping[str, str], now: float, cap: float = MAX_RETRY_AFTER) -> float:
-    """
-    Tell how long to wait before the next request so as not to run into Docker Hub's rate limit.
-
-    Docker Hub reports ``X-RateLimit-Remaining`` requests until ``X-RateLimit-Reset`` (epoch seconds).
-    With a couple of requests left the rest of the window is waited out, spreading the budget instead
-    of hitting a 429; the wait never exceeds ``cap``.
-
-    :param headers: the last response's headers (case-insensitive mapping).
-    :param now: the current epoch time.
-    :param cap: the longest wait allowed.
-    """
-    try:
-        remaining = int(headers.get("X-RateLimit-Remaining", ""))
-        reset = float(headers.get("X-RateLimit-Reset", ""))
-    except ValueError:
-        return 0.0
-    if remaining > RATE_LIMIT_RESERVE:
-        return 0.0
-    return min(max(reset - now, 0.0), cap)

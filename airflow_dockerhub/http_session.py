@@ -26,6 +26,7 @@ class ConnectionSession(requests.Session):
     def merge_environment_settings(
         self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
     ) -> dict[str, Any]:
+        """Keep the session's own ``verify``, unless it is the default, over the environment's CA bundle."""
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
         if verify is None and self.verify is not True:
             settings["verify"] = self.verify

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 #: (connect, read) seconds. Connecting should be quick; Docker Hub and receivers can be slow to answer.
@@ -48,7 +49,11 @@ def parse_verify(value: Any, setting: str) -> bool | str:
             return True
         if lowered in ("false", "no", "0"):
             return False
-        return value.strip()
+        # requests only finds out when the first request is sent, in an error that names no setting.
+        path = value.strip()
+        if not os.path.exists(path):
+            raise ValueError(f"{setting} names the CA bundle {path!r}, which does not exist on this machine")
+        return path
     raise ValueError(f"{setting} must be true, false or the path of a CA bundle, got {value!r}")
 
 
@@ -85,11 +90,17 @@ def retries_per_cycle() -> int:
     return value
 
 
+#: The most history reads ``[dockerhub] read_concurrency`` may keep in flight; the hook's connection
+#: pool holds as many, so each keeps its connection alive.
+MAX_READ_CONCURRENCY = 64
+
+
 def read_concurrency() -> int:
     """
     Read how many Docker Hub history reads a cycle keeps in flight (``[dockerhub] read_concurrency``).
 
-    :raise ValueError: naming the option, when it is not a whole number from 1 to 64.
+    :raise ValueError: naming the option, when it is not a whole number from 1 to
+        :data:`MAX_READ_CONCURRENCY`.
     """
     from airflow.configuration import conf
 
@@ -100,6 +111,8 @@ def read_concurrency() -> int:
         value = int(raw)
     except ValueError:
         value = 0
-    if not 1 <= value <= 64:
-        raise ValueError(f"[dockerhub] read_concurrency must be a whole number from 1 to 64, got {raw!r}")
+    if not 1 <= value <= MAX_READ_CONCURRENCY:
+        raise ValueError(
+            f"[dockerhub] read_concurrency must be a whole number from 1 to {MAX_READ_CONCURRENCY}, got {raw!r}"
+        )
     return value

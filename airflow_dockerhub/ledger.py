@@ -71,6 +71,7 @@ class AlertRecord:
         return cls(entries)
 
     def was_delivered(self, event_id: str, target: str) -> bool:
+        """Tell whether an alert reached a target."""
         return target in self.entries.get(event_id, {}).get("delivered", {})
 
     def mark_delivered(self, alert: Mapping[str, Any], target: str, delivered_at: datetime) -> bool:
@@ -198,6 +199,7 @@ class AlertRecord:
         return len(stale)
 
     def to_stored(self) -> dict[str, dict[str, Any]]:
+        """Give the record as it is stored, entries in the order they were first delivered."""
         return dict(sorted(self.entries.items(), key=_first_delivery))
 
 

@@ -30,6 +30,7 @@ from airflow_dockerhub.freshness import (
 )
 from airflow_dockerhub.health import RETIREMENT_ADVICE
 from airflow_dockerhub.notices import REMINDER_EVENT, RESOLVED_EVENT, RETRY_EVENTS, Notice
+from airflow_dockerhub.pacing import DEFAULT_RESERVE
 from airflow_dockerhub.polling import BUDGET_RESERVE, PollState, plan_reads
 from airflow_dockerhub.retries import rebuilds_due, retry_outcomes
 
@@ -76,6 +77,8 @@ class Snapshot:
     :param tags: per repository with a freshness rule whose tags were read, the tags that match one of
         its rules (``name``, ``pushed_at``); a repository whose tags could not be read is absent.
     :param tags_complete: per repository in ``tags``, whether its listing held every tag.
+    :param tags_absent: per repository whose listing was cut short, the tags a rule names that Docker
+        Hub said, when asked for each, it does not have.
     :param retired: namespaces that had automated builds and whose every build history now answers
         404 or 410, with those answers.
     """
@@ -99,6 +102,7 @@ class Snapshot:
     freshness_rules: list[dict[str, Any]] = field(default_factory=list)
     tags: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     tags_complete: dict[str, bool] = field(default_factory=dict)
+    tags_absent: dict[str, list[str]] = field(default_factory=dict)
     retired: dict[str, str] = field(default_factory=dict)
 
     def keep_only(self, keep: Callable[[Build], bool]) -> None:
@@ -142,6 +146,7 @@ class Snapshot:
             "freshness_rules": list(self.freshness_rules),
             "tags": {name: list(tags) for name, tags in self.tags.items()},
             "tags_complete": dict(self.tags_complete),
+            "tags_absent": {name: list(tags) for name, tags in self.tags_absent.items()},
             "retired": dict(self.retired),
         }
 
@@ -172,6 +177,7 @@ class Snapshot:
             freshness_rules=list(value.get("freshness_rules") or []),
             tags={name: list(tags) for name, tags in (value.get("tags") or {}).items()},
             tags_complete=dict(value.get("tags_complete") or {}),
+            tags_absent={name: list(tags) for name, tags in (value.get("tags_absent") or {}).items()},
             retired=dict(value.get("retired") or {}),
         )
 
@@ -181,7 +187,10 @@ class Snapshot:
         for rule in rules_from_xcom(self.freshness_rules):
             listed = self.tags.get(rule.repository)
             tags = None if listed is None else [TagPush.from_xcom(tag) for tag in listed]
-            state = judge(rule, tags, now, self.tags_complete.get(rule.repository, True))
+            complete = self.tags_complete.get(rule.repository, True) or (
+                not rule.is_pattern and rule.tag in self.tags_absent.get(rule.repository, [])
+            )
+            state = judge(rule, tags, now, complete)
             if state is not None:
                 states.append(state)
         return states
@@ -238,6 +247,9 @@ def fetch_snapshot(
         {name: seen["source"] for name, seen in state.repositories.items() if seen.get("source")}
     )
     hook.deadline = hook.pacer.clock.now() + cycle_seconds * READ_SHARE
+    # Requests already in flight when the window's count comes back are spent too; the pacer must keep
+    # that many in hand, or the last of each window run into a 429.
+    hook.pacer.reserve = max(hook.pacer.reserve, concurrency + DEFAULT_RESERVE)
     snapshot = Snapshot()
     automated: list[str] = []
     by_namespace: dict[str, list[str]] = {}
@@ -284,11 +296,13 @@ def fetch_snapshot(
             )
         results = pool.map(lambda repo_name: _read_history(hook, repo_name), plan.read)
         per_namespace: dict[str, list[bool]] = {}
+        waited_out: dict[str, int] = {}
         answers: dict[str, set[str]] = {}
         for repo_name, outcome in zip(plan.read, results):
             namespace = repo_name.split("/", 1)[0]
             if isinstance(outcome, CycleTimeSpent):
                 snapshot.repositories_deferred += 1
+                waited_out[namespace] = waited_out.get(namespace, 0) + 1
                 continue
             if isinstance(outcome, DockerHubLoginError):
                 raise outcome
@@ -308,6 +322,16 @@ def fetch_snapshot(
                 continue
             snapshot.repositories_polled += 1
             snapshot.builds.extend(builds)
+            for build in builds:
+                if build.state is BuildState.UNKNOWN:
+                    log.warning(
+                        "Docker Hub describes build %s of %s:%s in a way not known here (%s): it "
+                        "neither alerts nor resolves until that changes",
+                        build.build_key,
+                        repo_name,
+                        build.tag,
+                        {name: build.raw.get(name) for name in ("status", "state") if name in build.raw},
+                    )
 
     for namespace in namespaces:
         if namespace in snapshot.unreadable:
@@ -317,6 +341,15 @@ def fetch_snapshot(
             snapshot.unreadable[namespace] = (
                 f"no build history could be read ({len(reads)} repositories failed)"
             )
+        elif not reads and waited_out.get(namespace):
+            # Nothing failed, yet nothing was read: a cycle like that is no sign of health.
+            reason = (
+                f"no build history was read: Docker Hub's rate limit left no time for any of its "
+                f"{waited_out[namespace]} repositories due this cycle"
+            )
+            log.error("%s: %s", namespace, reason)
+            snapshot.errors.append(f"{namespace}: {reason}")
+            snapshot.unreadable[namespace] = reason
         else:
             snapshot.readable.append(namespace)
             if state.builds_retired(namespace, by_namespace.get(namespace, [])):
@@ -360,7 +393,7 @@ def _automated_repositories(
     if count is not None and count > len(entries) and first.get("next"):
         # A count that lies is not followed into thousands of empty pages.
         pages = range(2, min(math.ceil(count / max(len(entries), 1)), MAX_PAGES) + 1)
-        for page in pool.map(lambda number: hook.listing_page(namespace, number), pages):
+        for page in pool.map(lambda number: hook.listing_page(namespace, number, within_count=True), pages):
             entries += [entry for entry in page.get("results") or [] if isinstance(entry, dict)]
     elif first.get("next"):
         # No usable count: follow the links one page after another.
@@ -415,10 +448,24 @@ def _read_tags(
     neither alert nor resolve until a later cycle reads it.
     """
 
-    def read(repo_name: str) -> tuple[list[dict[str, Any]], bool] | DockerHubError:
+    def read(repo_name: str) -> tuple[list[dict[str, Any]], bool, list[str]] | DockerHubError:
         namespace, name = repo_name.split("/", 1)
         try:
-            return hook.list_tags(namespace, name)
+            listed, complete = hook.list_tags(namespace, name)
+            absent = []
+            if not complete:
+                # A tag no longer pushed sinks below the newest pushes, out of a cut-short listing:
+                # the very tag a rule is there to catch. A tag a rule names is asked for by name.
+                seen = {item.get("name") for item in listed}
+                for tag in sorted({r.tag for r in rules if r.repository == repo_name and not r.is_pattern}):
+                    if tag in seen:
+                        continue
+                    found = hook.get_tag(namespace, name, tag)
+                    if found is None:
+                        absent.append(tag)
+                    else:
+                        listed.append(found)
+            return listed, complete, absent
         except DockerHubLoginError:
             raise
         except DockerHubError as error:
@@ -433,7 +480,9 @@ def _read_tags(
             log.error("Cannot read the tags of %s: %s", repo_name, outcome)
             snapshot.errors.append(f"{repo_name} tags: {outcome}")
             continue
-        listed, complete = outcome
+        listed, complete, absent = outcome
+        if absent:
+            snapshot.tags_absent[repo_name] = absent
         own_rules = [rule for rule in rules if rule.repository == repo_name]
         pushes = [TagPush.from_hub(item) for item in listed]
         snapshot.tags[repo_name] = [
@@ -532,6 +581,7 @@ class CyclePlan:
     health: dict[str, dict[str, Any]] | None = None
 
     def add_health_messages(self, target: str, notices: Sequence[HealthNotice], message_format) -> None:
+        """Plan the delivery of notices about the monitor's own problems to a target, in its format."""
         for notice in notices:
             self.notices[notice.notice_id] = {
                 "type": "health",
@@ -546,6 +596,7 @@ class CyclePlan:
     def add_tag_messages(
         self, target: str, notices: Sequence[TagNotice], message_format, now: datetime
     ) -> None:
+        """Plan the delivery of notices about tags' freshness to a target, in its format."""
         for notice in notices:
             alert = notice.event != FRESH_EVENT
             self.notices[notice.notice_id] = {
@@ -559,6 +610,7 @@ class CyclePlan:
             self._deliver(render_tag(message_format, notice, now), target, label)
 
     def add_messages(self, target: str, notices: Sequence[Notice], messages: Sequence[Message]) -> None:
+        """Plan the delivery of a target's messages about builds, noting the notices they carry."""
         kinds = {RESOLVED_EVENT: "resolved", REMINDER_EVENT: "reminder"}
         kinds.update(dict.fromkeys(RETRY_EVENTS.values(), "retry"))
         for notice in notices:

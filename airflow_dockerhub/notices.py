@@ -45,6 +45,7 @@ class Notice:
 
     @property
     def alert_ids(self) -> tuple[str, ...]:
+        """Every alert the notice is about: ``related``, else just ``alert_id``."""
         return self.related or (self.alert_id,)
 
     @classmethod

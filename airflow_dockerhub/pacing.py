@@ -10,6 +10,13 @@ from dataclasses import dataclass
 
 #: Docker Hub documents its limit per minute; the headers do not say how long a window is.
 RATE_WINDOW_SECONDS = 60.0
+#: The longest pause any header can impose: a reset or Retry-After further off (a wrong unit, a clock
+#: far off) would otherwise keep a worker asleep for hours, and the next cycle comes in minutes anyway.
+MAX_PAUSE_SECONDS = 300.0
+#: Requests kept unspent in every window when nothing else is known of the requests in flight.
+DEFAULT_RESERVE = 2
+#: ``X-RateLimit-Reset`` is epoch seconds; a value above this is epoch milliseconds.
+MILLISECONDS_THRESHOLD = 100_000_000_000
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class RatePacer:
     :param clock: the time source and the way to wait.
     """
 
-    def __init__(self, reserve: int = 2, clock: Clock | None = None) -> None:
+    def __init__(self, reserve: int = DEFAULT_RESERVE, clock: Clock | None = None) -> None:
         self.reserve = reserve
         self.clock = clock or Clock()
         self.limit: int | None = None
@@ -81,6 +88,10 @@ class RatePacer:
             limit = int(headers.get("X-RateLimit-Limit", ""))
         except ValueError:
             limit = None
+        now = self.clock.now()
+        if reset > MILLISECONDS_THRESHOLD:
+            reset /= 1000
+        reset = min(reset, now + MAX_PAUSE_SECONDS)
         with self._lock:
             if limit is not None:
                 self.limit = limit
@@ -90,6 +101,23 @@ class RatePacer:
                 self._remaining = remaining
                 self._reset = reset
                 self._issued_since_report = 0
+
+    def pause(self, seconds: float) -> None:
+        """
+        Send nothing for a while: Docker Hub answered 429 and said, or implied, when to come back.
+
+        Every thread waits the pause out before its next request, or gives up when the pause ends
+        past its deadline; the pause never exceeds :data:`MAX_PAUSE_SECONDS`.
+
+        :param seconds: how long to wait from now.
+        """
+        with self._lock:
+            until = self.clock.now() + min(max(seconds, 0.0), MAX_PAUSE_SECONDS)
+            if self._remaining is not None and self._remaining <= 0 and self._reset >= until:
+                return
+            self._remaining = 0
+            self._reset = until
+            self._issued_since_report = 0
 
     def cycle_budget(self, read_seconds: float) -> int | None:
         """

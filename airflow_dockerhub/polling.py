@@ -69,6 +69,7 @@ class PollState:
         )
 
     def to_stored(self) -> dict[str, Any]:
+        """Give the state as it is stored."""
         return {"namespaces": self.namespaces, "repositories": self.repositories}
 
     def cached_listing(self, namespace: str, count: int | None, now: datetime) -> list[str] | None:
@@ -88,6 +89,7 @@ class PollState:
         return list(cached.get("automated") or [])
 
     def remember_listing(self, namespace: str, count: int, automated: Sequence[str], now: datetime) -> None:
+        """Keep a full listing of a namespace: its size and its repositories with automated builds."""
         self.namespaces[namespace] = {
             **self.namespaces.get(namespace, {}),
             "listed_at": now.isoformat(),
@@ -100,6 +102,7 @@ class PollState:
         return (self.namespaces.get(namespace) or {}).get("checked", {}).get(name)
 
     def remember_check(self, namespace: str, name: str, automated: bool) -> None:
+        """Note whether a repository the listing does not describe has automated builds."""
         self.namespaces.setdefault(namespace, {}).setdefault("checked", {})[name] = automated
 
     def remember_read(
@@ -155,7 +158,8 @@ class PollState:
 
 def _watch_reason(build: Build, now: datetime, max_age: timedelta) -> str | None:
     """Tell why a build calls for reading its repository every cycle: moving, or a recent failure."""
-    if build.state in (BuildState.QUEUED, BuildState.BUILDING):
+    # An unknown state is most likely a build moving through a phase Docker Hub added.
+    if build.state in (BuildState.QUEUED, BuildState.BUILDING, BuildState.UNKNOWN):
         return ACTIVE
     updated = build.last_updated or build.created
     recent = updated is not None and now - updated <= max_age

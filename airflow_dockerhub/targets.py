@@ -29,6 +29,7 @@ class WebhookTarget:
 
     @property
     def auth(self) -> tuple[str, str] | None:
+        """The basic-auth pair, or ``None`` when the URL carries no credentials."""
         if self.username is None and self.password is None:
             return None
         return (self.username or "", self.password or "")

@@ -38,7 +38,9 @@ def build(status, *, tag="latest", repo="app", created_ago=30, updated_ago=None,
         (11, 61, AlertKind.QUEUED_TOO_LONG),
         (3, 119, None),
         (3, 121, AlertKind.BUILDING_TOO_LONG),
-        (42, 121, AlertKind.BUILDING_TOO_LONG),
+        # A code Docker Hub has not been seen to send, or none: a malformed answer, never an alert.
+        (42, 121, None),
+        (None, 500, None),
     ],
 )
 def test_alert_kind_follows_state_and_default_thresholds(status, created_ago, expected):

@@ -79,6 +79,7 @@ def test_parse_time_is_a_positive_number_and_every_target_has_a_verdict(report):
     parse = report["parse"]
     assert parse["dag_beyond_airflow_ms"] > 0
     assert parse["airflow_import_ms"] > 0
+    assert parse["dag_beyond_airflow_cpu_ms"] > 0
     assert report["targets"]
     for target in report["targets"]:
         assert target["met"] in (True, False, None)

@@ -35,8 +35,9 @@ def test_known_status_codes_are_classified(status, state):
 
 
 @pytest.mark.parametrize("status", [12, 99, None, "10", 10.5, True])
-def test_unknown_status_counts_as_building(status):
-    assert classify_status(status) is BuildState.BUILDING
+def test_an_unknown_status_is_unknown_and_not_final(status):
+    assert classify_status(status) is BuildState.UNKNOWN
+    assert not classify_status(status).is_final
 
 
 @pytest.mark.parametrize(
@@ -48,8 +49,8 @@ def test_unknown_status_counts_as_building(status):
         ("Success", BuildState.SUCCESS),
         ("Failed", BuildState.FAILED),
         ("Canceled", BuildState.CANCELLED),
-        ("Something new", BuildState.BUILDING),
-        (None, BuildState.BUILDING),
+        ("Something new", BuildState.UNKNOWN),
+        (None, BuildState.UNKNOWN),
     ],
 )
 def test_audit_states_are_classified(state, expected):

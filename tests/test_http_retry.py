@@ -68,17 +68,6 @@ def test_persistent_5xx_ends_as_an_error_of_that_read(hub):
     assert len([p for _, p in hub.requests if p.endswith("/buildhistory/")]) == 4
 
 
-@pytest.mark.parametrize(
-    ("remaining", "reset_in", "wait"),
-    [("100", 50, 0.0), ("2", 5, 5.0), ("0", 500, MAX_RETRY_AFTER), ("1", -3, 0.0), ("", 5, 0.0)],
-)
-def test_the_rate_limit_budget_is_spread_instead_of_running_into_a_429(remaining, reset_in, wait):
-    from airflow_dockerhub.http_retry import rate_limit_pause
-
-    headers = {"X-RateLimit-Remaining": remaining, "X-RateLimit-Reset": str(NOW + reset_in)}
-    assert rate_limit_pause(headers, NOW) == pytest.approx(wait)
-
-
 def test_the_hook_waits_when_docker_hub_says_the_window_is_used_up(hub):
     reset = int(time.time()) + 2
     listing = json.dumps({"count": 0, "next": None, "previous": None, "results": []})
@@ -132,3 +121,78 @@ def test_a_retries_per_cycle_setting_that_is_not_a_count_names_the_option(monkey
     monkeypatch.setenv("AIRFLOW__DOCKERHUB__RETRIES_PER_CYCLE", "lots")
     with pytest.raises(ValueError, match=r"\[dockerhub\] retries_per_cycle"):
         DockerHubHook().get_build_history("acme", "app")
+
+
+def automated_repositories(hub, count):
+    for index in range(count):
+        hub.add_repository("acme", f"r{index:02d}")
+        hub.add_build("acme", f"r{index:02d}", status=10)
+
+
+def history_reads(hub):
+    return [path for _, path in hub.requests if path.endswith("/buildhistory/")]
+
+
+def test_a_429_asking_for_longer_than_a_retry_may_wait_holds_every_request_of_the_cycle(hub):
+    from airflow_dockerhub.monitor import fetch_snapshot
+
+    automated_repositories(hub, 20)
+    hub.fail_next(
+        1,
+        429,
+        path_prefix="/v2/repositories/acme/r",
+        headers={"Retry-After": "60", "Content-Type": "text/plain"},
+        body="Too Many Requests (HAP429).\n",
+    )
+
+    snapshot = fetch_snapshot(DockerHubHook(), ["acme"], concurrency=4, cycle_seconds=30)
+
+    # The 429 is not retried after a capped wait, and no read starts after it: only those already
+    # in flight went out. The rest wait for a later cycle instead of running into the limit.
+    assert len(history_reads(hub)) <= 4
+    assert [error for error in snapshot.errors if "429" in error and "HAP429" in error]
+    assert snapshot.repositories_deferred >= 21 - 4
+
+
+def test_the_older_x_retry_after_header_is_honoured_too():
+    from types import SimpleNamespace
+
+    from airflow_dockerhub.http_retry import docker_hub_retry, requested_wait
+
+    assert requested_wait({"X-Retry-After": str(int(NOW) + 12)}, NOW, cap=30) == pytest.approx(12, abs=1)
+    assert requested_wait({"Retry-After": "5", "X-Retry-After": str(int(NOW) + 12)}, NOW, cap=30) == 5
+    assert requested_wait({}, NOW, cap=30) is None
+    answer = SimpleNamespace(status=429, headers={"X-Retry-After": str(int(time.time()) + 8)})
+    assert docker_hub_retry().get_retry_after(answer) == pytest.approx(8, abs=1.5)
+
+
+def test_a_namespace_the_rate_limit_left_no_time_for_is_unreadable_not_healthy(hub):
+    from airflow_dockerhub.monitor import fetch_snapshot
+
+    automated_repositories(hub, 3)
+    listing = {
+        "count": 4,
+        "next": None,
+        "results": [
+            {"name": name, "namespace": "acme", "is_automated": True} for name in ("app", "r00", "r01", "r02")
+        ],
+    }
+    # Docker Hub says the window is spent until far past this cycle's reading time.
+    hub.fail_next(
+        1,
+        200,
+        path_prefix="/v2/repositories/acme/",
+        headers={
+            "X-RateLimit-Limit": "180",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(time.time()) + 250),
+        },
+        body=json.dumps(listing),
+    )
+
+    snapshot = fetch_snapshot(DockerHubHook(), ["acme"], concurrency=2, cycle_seconds=30)
+
+    assert history_reads(hub) == []
+    assert "acme" in snapshot.unreadable and "rate limit" in snapshot.unreadable["acme"]
+    assert "acme" not in snapshot.readable
+    assert any(error.startswith("acme: no build history was read") for error in snapshot.errors)

@@ -105,3 +105,15 @@ def test_delivered_alerts_are_not_due_again_and_failed_ones_stay_due(hub):
     again = plan_cycle(snapshot, record, NOW, settings, target)
     assert [d["event_id"] for d in again.deliveries] == [second["event_id"]]
     assert again.already_delivered == 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_histories_are_read_side_by_side_up_to_the_concurrency_and_no_further(hub, concurrency):
+    hub.populate("bulk", 40, builds=1, failing_every=1000)
+    hub.latency = 0.05
+    hub.reset_stats()
+
+    snapshot = fetch_snapshot(DockerHubHook(), ["bulk"], concurrency=concurrency)
+
+    assert snapshot.repositories_polled == 40
+    assert hub.peak_in_flight == concurrency

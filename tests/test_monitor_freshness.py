@@ -223,3 +223,25 @@ def test_a_namespace_that_never_had_builds_is_not_called_retired(hub):
     hub.retire_builds("acme", 404)
     snapshot = fetch_snapshot(DockerHubHook(), ["acme"], PollState())
     assert snapshot.retired == {} and snapshot.skipped_no_history == 1
+
+
+def test_a_named_tag_sunk_below_a_cut_short_listing_is_asked_for_by_name(hub):
+    from airflow_dockerhub.hooks.dockerhub import MAX_TAG_PAGES, PAGE_SIZE
+
+    hub.add_repository("acme", "busy", automated=False)
+    hub.push_tag("acme", "busy", tag="latest", pushed_minutes_ago=3 * 24 * 60)
+    # CI keeps pushing a tag per commit, so the stale `latest` sinks past every page that is read.
+    for index in range(MAX_TAG_PAGES * PAGE_SIZE + 5):
+        hub.push_tag("acme", "busy", tag=f"sha-{index:05d}", pushed_minutes_ago=60 - index * 0.01)
+    rules = [rule("acme/busy", "latest"), rule("acme/busy", "gone"), rule("acme/busy", "v*")]
+
+    snapshot = fetch_snapshot(DockerHubHook(), ["acme"], freshness=rules, now=NOW)
+    again = Snapshot.from_xcom(json.loads(json.dumps(snapshot.to_xcom())))
+
+    assert snapshot.tags_complete["acme/busy"] is False
+    looked_up = sorted(path.rsplit("/", 1)[1] for _, path in hub.requests if "/tags/" in path)
+    assert looked_up == ["gone", "latest"], "only the named tags are asked for, the pattern is not"
+    verdicts = {state.rule.tag: state.verdict for state in again.tag_states_now(NOW)}
+    assert verdicts == {"latest": "stale", "gone": "missing"}, (
+        "no verdict on a pattern in a cut-short listing"
+    )

@@ -97,3 +97,35 @@ def test_threads_share_the_pace():
     for thread in threads:
         thread.join(timeout=10)
     assert fake.now - 1_000_000.0 <= 60 + 1e-6, "40 requests fit the window when spread, with no wait past it"
+
+
+@pytest.mark.parametrize(
+    "reset",
+    [
+        pytest.param(lambda now: (now + 30) * 1000, id="epoch milliseconds"),
+        pytest.param(lambda now: now + 6 * 3600, id="hours away"),
+    ],
+)
+def test_a_reset_in_the_wrong_unit_or_far_off_never_pauses_past_the_cap(reset):
+    from airflow_dockerhub.pacing import MAX_PAUSE_SECONDS
+
+    fake = FakeClock(1_700_000_000.0)
+    pacer = RatePacer(reserve=2, clock=fake.clock())
+    pacer.observe(_headers(180, 0, reset(fake.now)))
+    assert pacer.acquire()
+    assert 0 < sum(fake.waits) <= MAX_PAUSE_SECONDS + 1
+
+
+def test_a_pause_holds_every_request_until_it_ends_or_the_deadline_comes_first():
+    fake = FakeClock()
+    pacer = RatePacer(reserve=2, clock=fake.clock())
+    pacer.observe(_headers(180, 150, fake.now + 60))
+    pacer.pause(60)
+    assert not pacer.acquire(deadline=fake.now + 30), "the pause ends after the deadline"
+    assert fake.waits == []
+    assert pacer.acquire(deadline=fake.now + 120)
+    assert 60 <= sum(fake.waits) <= 61
+    # A shorter pause asked for later does not shorten a longer one already running.
+    pacer.pause(600)
+    pacer.pause(5)
+    assert not pacer.acquire(deadline=fake.now + 200)

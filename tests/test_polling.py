@@ -69,17 +69,19 @@ def bulk_hub(monkeypatch):
         yield state
 
 
-def _cycle(hub, poll_state, cycle_seconds=60.0):
+def _cycle(hub, poll_state, cycle_seconds=60.0, concurrency=4, reserve=6):
     """One cycle on the emulator's clock: the pacer's waits move that clock instead of sleeping."""
     clock = Clock(now=lambda: hub.now.timestamp(), sleep=hub.advance_clock)
-    hook = DockerHubHook(pacer=RatePacer(reserve=6, clock=clock))
+    hook = DockerHubHook(
+        pacer=RatePacer(clock=clock) if reserve is None else RatePacer(reserve=reserve, clock=clock)
+    )
     start = hub.now
     snapshot = fetch_snapshot(
         hook,
         ["bulk"],
         poll_state,
         now=start,
-        concurrency=4,
+        concurrency=concurrency,
         cycle_seconds=cycle_seconds,
         max_age=timedelta(hours=24),
     )
@@ -126,3 +128,50 @@ def test_an_unchanged_listing_is_not_read_again_and_a_changed_one_is(bulk_hub):
     snapshot = _cycle(bulk_hub, poll_state)
     assert "bulk/late-00000" in poll_state.repositories
     assert snapshot.repositories_seen == 101
+
+
+def test_the_pacer_keeps_as_many_requests_in_hand_as_are_in_flight_whatever_it_was_built_with(monkeypatch):
+    # The monitor's hook comes with the pacer's default reserve; sixteen reads in flight, each
+    # taking a round trip, would otherwise spend each window's last requests twice over.
+    state = HubState(T0)
+    state.populate("bulk", 800, builds=2, failing_every=1000)
+    state.rate_limit, state.rate_window = 180, 60.0
+    state.latency = 0.05
+    with serve_in_thread(create_hub_app(state)) as server:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DOCKERHUB_DEFAULT", json.dumps({"conn_type": "dockerhub", "host": server.url})
+        )
+        poll_state = PollState()
+        polled = [
+            _cycle(state, poll_state, cycle_seconds=300.0, concurrency=16, reserve=None).repositories_polled
+            for _ in range(2)
+        ]
+    assert min(polled) > 500
+    assert state.stats()["rate_limited"] == 0
+
+
+def test_a_listing_page_answering_404_within_the_count_is_a_fault_and_is_not_cached(monkeypatch):
+    import requests
+
+    state = HubState(T0)
+    state.populate("bulk", 250, builds=1, failing_every=1000)
+    with serve_in_thread(create_hub_app(state)) as server:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DOCKERHUB_DEFAULT", json.dumps({"conn_type": "dockerhub", "host": server.url})
+        )
+        first_page = requests.get(
+            f"{server.url}/v2/repositories/bulk/", params={"page": 1, "page_size": 100}, timeout=10
+        ).text
+        # The first page as Docker Hub sends it, then a 404 for one of the two pages it counts in,
+        # as Docker Hub has answered clients it rate limits.
+        state.fail_next(1, 200, path_prefix="/v2/repositories/bulk/", body=first_page)
+        state.fail_next(1, 404, path_prefix="/v2/repositories/bulk/", body='{"detail": "Not Found"}')
+        poll_state = PollState()
+
+        broken = _cycle(state, poll_state)
+        healthy = _cycle(state, poll_state)
+
+    assert "bulk" in broken.unreadable and "bulk" not in broken.readable
+    assert any("page" in error and "404" in error for error in broken.errors)
+    assert broken.repositories_polled == 0, "a partial listing is not read as the whole namespace"
+    assert healthy.repositories_seen == 250 and healthy.repositories_polled == 250

@@ -30,7 +30,7 @@ def test_positive_numbers_default_when_unset_and_refuse_garbage():
         parse_positive_number(0, "v", 60)
 
 
-def test_timeout_and_verify_settings():
+def test_timeout_and_verify_settings(tmp_path):
     assert parse_timeout(None, "t") == (10.0, 30.0)
     assert parse_timeout(5, "t") == (5.0, 5.0)
     assert parse_timeout([1, 2], "t") == (1.0, 2.0)
@@ -39,7 +39,12 @@ def test_timeout_and_verify_settings():
     assert parse_verify(None, "v") is True
     assert parse_verify("false", "v") is False
     assert parse_verify(False, "v") is False
-    assert parse_verify("/etc/ssl/corp.pem", "v") == "/etc/ssl/corp.pem"
+    bundle = tmp_path / "corp.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert parse_verify(f" {bundle} ", "v") == str(bundle)
+    assert parse_verify(str(tmp_path), "v") == str(tmp_path)
+    with pytest.raises(ValueError, match="the 'verify' extra of connection hub names the CA bundle"):
+        parse_verify(str(tmp_path / "corp-typo.pem"), "the 'verify' extra of connection hub")
 
 
 def test_counts_are_whole_numbers_and_zero_means_off():
@@ -50,3 +55,23 @@ def test_counts_are_whole_numbers_and_zero_means_off():
     assert parse_count("3", "v", 1) == 3
     with pytest.raises(ValueError, match="the dockerhub_retry_limit variable must be a whole number"):
         parse_count("0.5", "the dockerhub_retry_limit variable", 1)
+
+
+@pytest.mark.parametrize("raw", ["0", "65", "many", "-3"])
+def test_a_read_concurrency_out_of_range_names_the_option(monkeypatch, raw):
+    from airflow_dockerhub.http_settings import read_concurrency
+
+    monkeypatch.setenv("AIRFLOW__DOCKERHUB__READ_CONCURRENCY", raw)
+    with pytest.raises(
+        ValueError, match=r"\[dockerhub\] read_concurrency must be a whole number from 1 to 64"
+    ):
+        read_concurrency()
+
+
+def test_read_concurrency_defaults_to_sixteen_and_takes_the_option(monkeypatch):
+    from airflow_dockerhub.http_settings import read_concurrency
+
+    monkeypatch.delenv("AIRFLOW__DOCKERHUB__READ_CONCURRENCY", raising=False)
+    assert read_concurrency() == 16
+    monkeypatch.setenv("AIRFLOW__DOCKERHUB__READ_CONCURRENCY", "64")
+    assert read_concurrency() == 64

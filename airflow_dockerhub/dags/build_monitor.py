@@ -19,6 +19,7 @@ from airflow_dockerhub.settings import (
     INCIDENT_THRESHOLD_VARIABLE,
     LOGIN_BLOCK_VARIABLE,
     MAX_BUILD_AGE_VARIABLE,
+    MONITOR_RUN_TIMEOUT,
     NAMESPACES_VARIABLE,
     NOTIFY_CONN_ID,
     NOTIFY_TARGETS_VARIABLE,
@@ -29,7 +30,7 @@ from airflow_dockerhub.settings import (
     RETRY_WINDOW_VARIABLE,
     UNREADABLE_CYCLES_VARIABLE,
     parse_schedule,
-    schedule_cycle_seconds,
+    planned_cycle_seconds,
 )
 
 DAG_ID = "dockerhub_build_monitor"
@@ -72,7 +73,8 @@ def create_build_monitor_dag(
         variable ``AIRFLOW__DOCKERHUB__MONITOR_SCHEDULE``), else every five minutes.
     :param cycle_seconds: the time between two scheduled runs: a cycle spends at most its share of
         Docker Hub's rate limit over this time, and reads for at most 80 % of it. By default the
-        shortest gap between two runs of the schedule, or 300 seconds without one.
+        shortest gap between two runs of the schedule, or 300 seconds without one; never more than
+        25 minutes, so that a run ends within its 30-minute timeout.
     :raise ValueError: naming the option, when the configured schedule is not a schedule.
     """
     delivery_retries = conf.getint("dockerhub", "delivery_retries", fallback=2)
@@ -88,7 +90,7 @@ def create_build_monitor_dag(
         schedule=schedule,
         catchup=False,
         max_active_runs=1,
-        dagrun_timeout=timedelta(minutes=30),
+        dagrun_timeout=MONITOR_RUN_TIMEOUT,
         doc_md=DOC,
         tags=["dockerhub"],
         params={
@@ -141,7 +143,7 @@ def create_build_monitor_dag(
             )
             hook = DockerHubHook(dockerhub_conn_id=dockerhub_conn_id)
             poll_state = load_poll_state()
-            seconds = cycle_seconds if cycle_seconds is not None else schedule_cycle_seconds(cron, 300.0)
+            seconds = planned_cycle_seconds(cron, cycle_seconds)
             snapshot = _fetch_guarding_the_login(
                 hook, settings.namespaces, poll_state, settings.thresholds.max_age_hours, seconds, rules
             )
@@ -160,7 +162,7 @@ def create_build_monitor_dag(
             )
             logging.getLogger(__name__).info(
                 "Docker Hub namespaces %s:\n%s",
-                ", ".join(settings.namespaces),
+                ", ".join(settings.namespaces) or f"none (only the tags of {FRESHNESS_RULES_VARIABLE})",
                 summary_table(snapshot, len(due), now),
             )
             return snapshot.to_xcom()
@@ -407,8 +409,13 @@ def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID)
         ),
         max_age_hours=parse_positive_number(*setting("max_build_age_hours", MAX_BUILD_AGE_VARIABLE), 24),
     )
+    namespaces, where = setting("namespaces", NAMESPACES_VARIABLE)
+    # With freshness rules and no namespace, the monitor watches publication alone: after automated
+    # builds are retired that is all there is to watch, and listing namespaces would cost requests.
+    rules_set = Variable.get(FRESHNESS_RULES_VARIABLE, default=None) not in (None, "", "[]")
+    freshness_only = namespaces in (None, "") and rules_set
     return MonitorSettings(
-        namespaces=parse_namespaces(*setting("namespaces", NAMESPACES_VARIABLE)),
+        namespaces=() if freshness_only else parse_namespaces(namespaces, where),
         thresholds=thresholds,
         targets=parse_conn_ids(*setting(None, NOTIFY_TARGETS_VARIABLE), default_target),
         reminder_hours=parse_non_negative_number(*setting(None, REMINDER_INTERVAL_VARIABLE), 0),
@@ -512,6 +519,7 @@ class RecordedWebhookOperator(DockerHubWebhookOperator):
     """
 
     def execute(self, context):
+        """Deliver the message, unless the alert record shows its target has it already."""
         from airflow_dockerhub.monitor import delivered_before
         from airflow_dockerhub.record_store import load_health, load_record
 

@@ -201,6 +201,14 @@ def _register_repositories(app: FastAPI, state: HubState) -> None:
             tags = list(reversed(tags))
         return _paginate(request, tags, state.max_page_size, lambda tag: tag_entry(repository, tag))
 
+    @_route(app, "GET", "/v2/namespaces/{namespace}/repositories/{name}/tags/{tag}")
+    async def repository_tag(namespace: str, name: str, tag: str, request: Request) -> dict[str, Any]:
+        repository = _visible_repository(state, namespace, name, request)
+        for published in repository.published_tags():
+            if published.name == tag:
+                return tag_entry(repository, published)
+        raise HubError(404, NOT_FOUND)
+
     @_route(app, "GET", "/v2/repositories/{namespace}/{name}/")
     async def legacy_repository_info(namespace: str, name: str, request: Request) -> dict[str, Any]:
         repository = _visible_repository(state, namespace, name, request)

@@ -330,6 +330,10 @@ class HubState:
         self.triggers: list[dict[str, Any]] = []
         self._faults: list[Fault] = []
         self._counts = dict.fromkeys(STAT_NAMES, 0)
+        self._in_flight = 0
+        #: The most API requests the emulator was answering at the same moment since the last
+        #: :meth:`reset_stats`: how much a client really reads side by side.
+        self.peak_in_flight = 0
 
         self._latency = 0.0
         self._rate_limit: int | None = None
@@ -733,6 +737,24 @@ class HubState:
             self._tokens[token] = (username, expires_at)
         return token
 
+    def issued_tokens(self) -> list[str]:
+        """Return every bearer token issued and not revoked, expired ones included: secrets to look for."""
+        with self._lock:
+            return list(self._tokens)
+
+    def revoke_tokens(self, username: str | None = None) -> int:
+        """
+        Forget the bearer tokens issued so far, as Docker Hub does when a token is revoked early.
+
+        :param username: only this user's tokens; every user's when ``None``.
+        :return: how many tokens were revoked.
+        """
+        with self._lock:
+            revoked = [token for token, (owner, _) in self._tokens.items() if username in (None, owner)]
+            for token in revoked:
+                del self._tokens[token]
+        return len(revoked)
+
     def token_owner(self, token: str) -> str | None:
         """
         Return the user a token was issued to, or ``None`` if it is unknown or expired.
@@ -912,7 +934,19 @@ class HubState:
             before = dict(self._counts)
             self._counts = dict.fromkeys(STAT_NAMES, 0)
             self.requests.clear()
+            self.peak_in_flight = self._in_flight
         return before
+
+    def request_started(self) -> None:
+        """Count an API request as being answered, for :attr:`peak_in_flight`."""
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+
+    def request_ended(self) -> None:
+        """Count an API request as answered (or dropped)."""
+        with self._lock:
+            self._in_flight -= 1
 
     def _count_against_rate_limit(self) -> RateLimitStatus | None:
         # Called with the lock held.

@@ -47,13 +47,36 @@ class TrafficShaper:
             await self.app(scope, receive, send)
             return
 
+        # A request counts as in flight until its answer starts: the client may send its next one the
+        # moment the answer arrives, before this call has returned.
+        self.state.request_started()
+        ended = False
+
+        def end() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                self.state.request_ended()
+
+        async def send_ending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                end()
+            await send(message)
+
+        try:
+            await self._answer(scope, receive, send_ending, server_send=send)
+        finally:
+            end()
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, *, server_send: Send) -> None:
         admission = self.state.admit(scope["method"], scope["path"])
         fault = admission.fault
         delay = admission.latency + (fault.delay if fault is not None else 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
         if fault is not None and fault.drop:
-            await drop_connection(receive, send)
+            # The connection is found through the server's own send, not the wrapper around it.
+            await drop_connection(receive, server_send)
             return
 
         rate_headers = admission.rate_limit.headers() if admission.rate_limit is not None else {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
 from airflow.sdk import BaseHook
@@ -27,10 +27,16 @@ from airflow_dockerhub.exceptions import (
     DockerHubNotFoundError,
 )
 from airflow_dockerhub.get_provider_info import CONNECTION_FORM
-from airflow_dockerhub.http_retry import RetryBudget, docker_hub_retry
+from airflow_dockerhub.http_retry import RetryBudget, docker_hub_retry, requested_wait
 from airflow_dockerhub.http_session import connection_session
-from airflow_dockerhub.http_settings import http_backoff, parse_timeout, parse_verify, retries_per_cycle
-from airflow_dockerhub.pacing import RatePacer
+from airflow_dockerhub.http_settings import (
+    MAX_READ_CONCURRENCY,
+    http_backoff,
+    parse_timeout,
+    parse_verify,
+    retries_per_cycle,
+)
+from airflow_dockerhub.pacing import MAX_PAUSE_SECONDS, RATE_WINDOW_SECONDS, RatePacer
 from airflow_dockerhub.settings import DOCKERHUB_CONN_ID
 from airflow_dockerhub.targets import redact_url
 
@@ -46,8 +52,8 @@ PAGE_SIZE = 100
 #: Builds read per history: the newest build of every tag is among them unless a repository rebuilt
 #: more tags than this since; fewer builds keep big namespaces light in memory and on the wire.
 HISTORY_PAGE_SIZE = 25
-#: HTTP connections kept open to Docker Hub, for requests in flight at once.
-POOL_SIZE = 32
+#: HTTP connections kept open to Docker Hub: one for each request a cycle may have in flight.
+POOL_SIZE = MAX_READ_CONCURRENCY
 #: A listing that keeps handing out ``next`` links past this many pages is misbehaving.
 MAX_PAGES = 1000
 #: Pages of tags read per repository: the newest pushes come first, and a thousand tags hold them.
@@ -120,6 +126,10 @@ class DockerHubHook(BaseHook):
         self.requests_sent = 0
         self._token: str | None = None
         self._token_expires_at = 0.0
+        #: The first rejected login, raised again instead of logging in once more.
+        self._login_error: DockerHubLoginError | None = None
+        #: Tokens Docker Hub refused before they expired; each is renewed once, and only one is.
+        self._refused_tokens: set[str] = set()
         self._token_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._history_sources: dict[str, str] = {}
@@ -132,10 +142,12 @@ class DockerHubHook(BaseHook):
 
     @cached_property
     def connection(self) -> Connection:
+        """The Docker Hub connection, read once."""
         return self.get_connection(self.dockerhub_conn_id)
 
     @cached_property
     def base_url(self) -> str:
+        """The API root: the connection's host (``https://`` when it names no scheme), else Docker Hub's."""
         host = (self.connection.host or "").strip().rstrip("/")
         if not host:
             return DEFAULT_API_URL
@@ -147,6 +159,7 @@ class DockerHubHook(BaseHook):
 
     @cached_property
     def timeout(self) -> tuple[float, float]:
+        """The ``(connect, read)`` timeout in seconds, from the connection's ``timeout`` extra."""
         extra = self.connection.extra_dejson
         return parse_timeout(
             extra.get("timeout"), f"the 'timeout' extra of connection {self.dockerhub_conn_id}"
@@ -163,6 +176,7 @@ class DockerHubHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
+        """The pooled, retried HTTP session, verifying TLS as the ``verify`` extra says."""
         verify = parse_verify(
             self.connection.extra_dejson.get("verify"),
             f"the 'verify' extra of connection {self.dockerhub_conn_id}",
@@ -179,6 +193,7 @@ class DockerHubHook(BaseHook):
 
     @property
     def has_credentials(self) -> bool:
+        """Whether the connection holds both a login and a password."""
         return bool(self.connection.login and self.connection.password)
 
     def test_connection(self) -> tuple[bool, str]:
@@ -222,7 +237,7 @@ class DockerHubHook(BaseHook):
                 404,
             ) from None
 
-    def listing_page(self, namespace: str, page: int) -> dict[str, Any]:
+    def listing_page(self, namespace: str, page: int, *, within_count: bool = False) -> dict[str, Any]:
         """
         Read one page of a namespace's repository listing, so that pages can be read side by side.
 
@@ -231,8 +246,11 @@ class DockerHubHook(BaseHook):
 
         :param namespace: a Docker Hub user or organization.
         :param page: the page number, from 1.
+        :param within_count: the first page's ``count`` says this page exists, so a 404 is a fault
+            (Docker Hub has answered rate-limited clients with 404s) rather than the end of the list.
         :return: the page as Docker Hub sent it: ``count``, ``next`` and ``results``.
         :raise DockerHubNotFoundError: when neither listing knows the namespace.
+        :raise DockerHubError: when a page within the count answers 404.
         """
         params = {"page": page, "page_size": PAGE_SIZE}
         path = self._listing_paths.get(namespace)
@@ -263,10 +281,16 @@ class DockerHubHook(BaseHook):
             return body
         try:
             return self._get_json(path, params=params)
-        except DockerHubNotFoundError:
-            # The current listing answers 404 for a page past the end rather than an empty page.
+        except DockerHubNotFoundError as error:
             if page == 1:
                 raise
+            if within_count:
+                raise DockerHubError(
+                    f"Docker Hub answered {error.status_code} for page {page} of the listing of {namespace}, "
+                    "which its first page counts in; the namespace is read again next cycle",
+                    error.status_code,
+                ) from None
+            # The current listing answers 404 for a page past the end rather than an empty page.
             return {"count": None, "next": None, "results": []}
 
     def remember_history_sources(self, sources: dict[str, str]) -> None:
@@ -481,6 +505,29 @@ class DockerHubHook(BaseHook):
         )
         return tags, False
 
+    def get_tag(self, namespace: str, repository: str, tag: str) -> dict[str, Any] | None:
+        """
+        Read one tag of a repository from ``/v2/namespaces/{ns}/repositories/{repo}/tags/{tag}``.
+
+        One request finds a tag that has sunk too far down the listing to be read there.
+
+        :param namespace: the repository's namespace.
+        :param repository: the repository name.
+        :param tag: the tag's name.
+        :return: the tag as Docker Hub describes it, or ``None`` when the repository has no such tag.
+        """
+        try:
+            body = self._get_json(
+                f"/v2/namespaces/{namespace}/repositories/{repository}/tags/{quote(tag, safe='')}"
+            )
+        except DockerHubNotFoundError:
+            return None
+        if not isinstance(body, dict):
+            raise DockerHubError(
+                f"Docker Hub's answer for the tag {tag!r} of {namespace}/{repository} is no object"
+            )
+        return body
+
     # HTTP
 
     def _paginate(self, path: str) -> Iterator[dict[str, Any]]:
@@ -531,13 +578,34 @@ class DockerHubHook(BaseHook):
             ) from None
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        response = self._send(method, url, **kwargs)
-        if response.status_code == 401 and self._token is not None:
-            # A token can be revoked or expire early; renew it once before giving up.
-            self._token = None
-            response = self._send(method, url, **kwargs)
+        token = self._current_token() if self.has_credentials else None
+        response = self._send(method, url, token, **kwargs)
+        if response.status_code == 401 and token is not None:
+            renewed = self._renew_refused(token)
+            if renewed is not None:
+                response = self._send(method, url, renewed, **kwargs)
         self._raise_for_status(response, url)
         return response
+
+    def _renew_refused(self, refused: str) -> str | None:
+        """
+        Renew a token Docker Hub refused before its expiry, once for all threads that saw it refused.
+
+        A token revoked or expired early is renewed; a fresh token that is refused too means the
+        endpoint itself refuses these credentials, and logging in again for every repository would
+        only count towards Docker Hub's lockout, so it is not renewed.
+
+        :return: the token to retry with, or ``None`` when the request is not to be retried.
+        """
+        with self._token_lock:
+            # When another thread has renewed it already, its token (or its rejection) is the answer.
+            if self._token == refused:
+                if self._refused_tokens:
+                    self._refused_tokens.add(refused)
+                    return None
+                self._refused_tokens.add(refused)
+                self._token = None
+        return self._current_token()
 
     def _paced(self, send: Any) -> requests.Response:
         """Send one request when the rate limit allows, and learn from the answer what is left."""
@@ -547,12 +615,14 @@ class DockerHubHook(BaseHook):
             self.requests_sent += 1
         response = send()
         self.pacer.observe(response.headers)
+        if response.status_code == 429:
+            # Requests side by side would each run into the limit too; all of them wait instead.
+            wait = requested_wait(response.headers, self.pacer.clock.now(), MAX_PAUSE_SECONDS)
+            self.pacer.pause(RATE_WINDOW_SECONDS if wait is None else wait)
         return response
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        headers = {}
-        if self.has_credentials:
-            headers["Authorization"] = f"Bearer {self._current_token()}"
+    def _send(self, method: str, url: str, token: str | None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         full_url = url if "://" in url else f"{self.base_url}{url}"
         try:
             return self._paced(
@@ -585,6 +655,9 @@ class DockerHubHook(BaseHook):
     def _current_token(self) -> str:
         # One login for all threads reading at once: a burst of logins is what locks accounts.
         with self._token_lock:
+            if self._login_error is not None:
+                # Every thread that needs a token after a rejection gets the rejection, not a new login.
+                raise DockerHubLoginError(str(self._login_error), self._login_error.status_code)
             if self._token is None or time.time() >= self._token_expires_at - TOKEN_RENEWAL_MARGIN:
                 self._authenticate()
             if self._token is None:
@@ -608,12 +681,13 @@ class DockerHubHook(BaseHook):
             token_field = "token"
 
         if response.status_code in (401, 403):
-            raise DockerHubLoginError(
+            self._login_error = DockerHubLoginError(
                 f"Docker Hub rejected the Docker ID {login!r} and access token of connection "
                 f"{self.dockerhub_conn_id} ({response.status_code}: {_error_detail(response)}); "
                 "fix the credentials before the next run, repeated failures lock the account",
                 response.status_code,
             )
+            raise self._login_error
         self._raise_for_status(response, "/v2/auth")
         try:
             token = response.json()[token_field]

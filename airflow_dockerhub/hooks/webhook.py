@@ -57,6 +57,7 @@ class WebhookHook(BaseHook):
 
     @cached_property
     def connection(self) -> Connection:
+        """The receiver's connection, read once."""
         return self.get_connection(self.webhook_conn_id)
 
     @cached_property
@@ -78,6 +79,7 @@ class WebhookHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
+        """The HTTP session deliveries are retried through, verifying TLS as the ``verify`` extra says."""
         verify = parse_verify(
             self.connection.extra_dejson.get("verify"),
             f"the 'verify' extra of connection {self.webhook_conn_id}",

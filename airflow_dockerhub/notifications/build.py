@@ -74,6 +74,7 @@ class DockerHubBuildNotifier(BaseNotifier):
         self.dockerhub_conn_id = dockerhub_conn_id
 
     def notify(self, context: Context) -> None:
+        """Tell the targets about the tag's newest build, through the alert record."""
         notify_build_outcome(self.repository, self.tag, self.targets, self.dockerhub_conn_id)
 
 

@@ -66,9 +66,11 @@ class DockerHubBuildTriggerOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> DockerHubHook:
+        """The Docker Hub hook whose connection sets the timeout and TLS settings."""
         return DockerHubHook(dockerhub_conn_id=self.dockerhub_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Call the build trigger and report what Docker Hub answered, never the URL."""
         if self.trigger_url is not None:
             mask_secret(self.trigger_url)
         trigger = self._find_trigger()

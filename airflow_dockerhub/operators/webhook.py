@@ -53,12 +53,14 @@ class DockerHubWebhookOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> WebhookHook:
+        """The hook of the alert's own ``target``, else of ``webhook_conn_id``."""
         # Imported here: DAG files import this operator, and parsing them must stay quick.
         from airflow_dockerhub.hooks.webhook import WebhookHook
 
         return WebhookHook(webhook_conn_id=self.alert.get("target") or self.webhook_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Post the alert; a refusal that another attempt cannot change is returned, not raised."""
         missing = [name for name in REQUIRED_FIELDS if not self.alert.get(name)]
         if missing:
             raise ValueError(f"The alert handed to {self.task_id} lacks {', '.join(missing)}")

@@ -76,10 +76,12 @@ class DockerHubBuildSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> DockerHubHook:
+        """The Docker Hub hook builds are read through."""
         return DockerHubHook(dockerhub_conn_id=self.dockerhub_conn_id)
 
     @property
     def target(self) -> str:
+        """The build waited for, named the way log lines and errors print it."""
         return describe_target(self.repository, self.tag, self.build_code)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
@@ -120,6 +122,7 @@ class DockerHubBuildSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=summary)
 
     def execute(self, context: Context) -> Any:
+        """Poke once before deferring, if deferrable, so a finished build never waits in the triggerer."""
         if not self.deferrable:
             return super().execute(context)
 

@@ -141,3 +141,24 @@ def test_bad_freshness_rules_fail_the_run_naming_the_variable_and_field(services
     assert states["fetch_build_history"] == "failed"
     output = "".join(capfd.readouterr())
     assert "The dockerhub_freshness_rules variable, rule 1 (demo/api:latest): 'interval'" in output
+
+
+def test_without_namespaces_the_monitor_checks_tag_freshness_alone(services, monkeypatch):
+    hub, receiver = services
+    monkeypatch.delenv("AIRFLOW_VAR_DOCKERHUB_NAMESPACES")
+    _set_rules(monkeypatch, [{"repository": "demo/api", "tag": "nightly", "interval": "1d"}])
+    hub.reset_stats()
+
+    assert run_monitor().state == "success"
+
+    assert _tag_events(receiver) == [("tag.missing", "demo/api", "nightly")]
+    assert len(receiver.received) == 1, "no build history is read without a namespace"
+    read = [path for _, path in hub.requests if not path.startswith("/v2/auth")]
+    assert read == ["/v2/namespaces/demo/repositories/api/tags"]
+
+
+def test_without_namespaces_or_freshness_rules_the_run_names_the_variable(services, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_VAR_DOCKERHUB_NAMESPACES")
+    monkeypatch.delenv("AIRFLOW_VAR_DOCKERHUB_FRESHNESS_RULES", raising=False)
+
+    assert run_monitor().state == "failed"

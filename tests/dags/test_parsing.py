@@ -143,3 +143,14 @@ def test_the_cycle_budget_follows_the_schedule():
     assert schedule_cycle_seconds("*/5 * * * *", 300.0) == 300.0
     assert schedule_cycle_seconds("0 * * * *", 300.0) == 3600.0
     assert schedule_cycle_seconds(None, 300.0) == 300.0
+
+
+def test_a_rare_schedule_still_reads_within_the_runs_timeout():
+    from airflow_dockerhub.monitor import READ_SHARE
+    from airflow_dockerhub.settings import MONITOR_RUN_TIMEOUT, planned_cycle_seconds
+
+    assert planned_cycle_seconds("*/5 * * * *", None) == 300.0
+    assert planned_cycle_seconds(None, 120.0) == 120.0
+    for hourly in (planned_cycle_seconds("0 * * * *", None), planned_cycle_seconds(None, 86400.0)):
+        # Reading ends with at least ten minutes of the run left for evaluating and delivering.
+        assert hourly * READ_SHARE <= MONITOR_RUN_TIMEOUT.total_seconds() - 600

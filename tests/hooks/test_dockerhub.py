@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
 
 from airflow_dockerhub.builds import AUDIT_HISTORY, LEGACY_HISTORY, BuildState
 from airflow_dockerhub.emulator import HubState, create_hub_app, serve_in_thread
-from airflow_dockerhub.exceptions import DockerHubLoginError, DockerHubNotFoundError
+from airflow_dockerhub.exceptions import (
+    DockerHubAuthError,
+    DockerHubError,
+    DockerHubLoginError,
+    DockerHubNotFoundError,
+)
 from airflow_dockerhub.hooks.dockerhub import DockerHubHook
 
 NOW = datetime.now(timezone.utc)
@@ -97,6 +103,68 @@ def test_rejected_login_says_so_without_the_secret(monkeypatch, hub):
     assert "alice" in str(error.value)
     assert "wrong-secret" not in str(error.value)
     assert len(paths(hub.state, "/v2/auth")) == 1
+
+
+def read_side_by_side(hook, names):
+    """Read histories from several threads at once, as a monitor cycle does; errors are returned."""
+
+    def read(name):
+        try:
+            return hook.get_build_history("acme", name)
+        except DockerHubError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(read, names))
+
+
+def private_repositories(hub, count):
+    names = [f"secret-{index}" for index in range(count)]
+    for name in names:
+        hub.state.add_repository("acme", name, private=True)
+        hub.state.add_build("acme", name, status=10)
+    return names
+
+
+def test_a_token_revoked_mid_cycle_is_renewed_once_for_every_thread(monkeypatch, hub):
+    names = private_repositories(hub, 8)
+    hook = make_hook(monkeypatch, hub, "alice", "dckr_pat_alice")
+    assert len(list(hook.list_repositories("acme"))) == 8
+
+    assert hub.state.revoke_tokens("alice") == 1
+    results = read_side_by_side(hook, names)
+
+    assert all(isinstance(result, tuple) for result in results), results
+    assert len(paths(hub.state, "/v2/auth/token")) == 2
+
+
+def test_an_endpoint_refusing_a_fresh_token_costs_one_more_login_not_one_per_repository(monkeypatch, hub):
+    names = private_repositories(hub, 8)
+    hook = make_hook(monkeypatch, hub, "alice", "dckr_pat_alice")
+    list(hook.list_repositories("acme"))
+    hub.state.fail_next(100, 401, path_prefix="/v2/repositories/acme/secret-", body='{"detail": "no"}')
+
+    results = read_side_by_side(hook, names)
+
+    assert all(isinstance(result, DockerHubAuthError) for result in results), results
+    assert len(paths(hub.state, "/v2/auth/token")) == 2
+
+
+def test_credentials_rejected_on_renewal_stop_every_thread_without_another_login(monkeypatch, hub):
+    names = private_repositories(hub, 8)
+    hook = make_hook(monkeypatch, hub, "alice", "dckr_pat_alice")
+    list(hook.list_repositories("acme"))
+    hub.state.add_user("alice", "dckr_pat_rotated")
+    hub.state.revoke_tokens("alice")
+
+    results = read_side_by_side(hook, names)
+
+    assert all(isinstance(result, DockerHubLoginError) for result in results), results
+    assert all("dckr_pat_alice" not in str(result) for result in results)
+    assert len(paths(hub.state, "/v2/auth/token")) == 2
+    with pytest.raises(DockerHubLoginError):
+        hook.get_build_history("acme", names[0])
+    assert len(paths(hub.state, "/v2/auth/token")) == 2
 
 
 def test_legacy_history_is_read_newest_first(monkeypatch, hub):
