@@ -110,7 +110,8 @@ def test_delivered_alerts_are_not_due_again_and_failed_ones_stay_due(hub):
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_histories_are_read_side_by_side_up_to_the_concurrency_and_no_further(hub, concurrency):
     hub.populate("bulk", 40, builds=1, failing_every=1000)
-    hub.latency = 0.05
+    # Long enough a round trip that every worker has a read out at once, even on a busy machine.
+    hub.latency = 0.1
     hub.reset_stats()
 
     snapshot = fetch_snapshot(DockerHubHook(), ["bulk"], concurrency=concurrency)
