@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -58,14 +59,21 @@ def test_recent_failures_take_at_most_half_of_what_moving_builds_leave():
     assert plan.sweep_bound == 8  # 30 repositories not moving, at least 4 of them a cycle
 
 
-@pytest.fixture
-def bulk_hub(monkeypatch):
-    state = HubState(T0)
-    state.populate("bulk", 100, builds=2, failing_every=1000)
+@contextlib.contextmanager
+def serving(monkeypatch, state):
+    """Serve an emulator state on loopback as the default Docker Hub connection."""
     with serve_in_thread(create_hub_app(state)) as server:
         monkeypatch.setenv(
             "AIRFLOW_CONN_DOCKERHUB_DEFAULT", json.dumps({"conn_type": "dockerhub", "host": server.url})
         )
+        yield server
+
+
+@pytest.fixture
+def bulk_hub(monkeypatch):
+    state = HubState(T0)
+    state.populate("bulk", 100, builds=2, failing_every=1000)
+    with serving(monkeypatch, state):
         yield state
 
 
@@ -137,10 +145,7 @@ def test_the_pacer_keeps_as_many_requests_in_hand_as_are_in_flight_whatever_it_w
     state.populate("bulk", 800, builds=2, failing_every=1000)
     state.rate_limit, state.rate_window = 180, 60.0
     state.latency = 0.05
-    with serve_in_thread(create_hub_app(state)) as server:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_DOCKERHUB_DEFAULT", json.dumps({"conn_type": "dockerhub", "host": server.url})
-        )
+    with serving(monkeypatch, state):
         poll_state = PollState()
         polled = [
             _cycle(state, poll_state, cycle_seconds=300.0, concurrency=16, reserve=None).repositories_polled
@@ -155,10 +160,7 @@ def test_a_listing_page_answering_404_within_the_count_is_a_fault_and_is_not_cac
 
     state = HubState(T0)
     state.populate("bulk", 250, builds=1, failing_every=1000)
-    with serve_in_thread(create_hub_app(state)) as server:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_DOCKERHUB_DEFAULT", json.dumps({"conn_type": "dockerhub", "host": server.url})
-        )
+    with serving(monkeypatch, state) as server:
         first_page = requests.get(
             f"{server.url}/v2/repositories/bulk/", params={"page": 1, "page_size": 100}, timeout=10
         ).text

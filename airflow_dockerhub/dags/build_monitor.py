@@ -412,8 +412,9 @@ def _read_settings(params: dict[str, Any], default_target: str = NOTIFY_CONN_ID)
     namespaces, where = setting("namespaces", NAMESPACES_VARIABLE)
     # With freshness rules and no namespace, the monitor watches publication alone: after automated
     # builds are retired that is all there is to watch, and listing namespaces would cost requests.
-    rules_set = Variable.get(FRESHNESS_RULES_VARIABLE, default=None) not in (None, "", "[]")
-    freshness_only = namespaces in (None, "") and rules_set
+    freshness_only = namespaces in (None, "") and Variable.get(
+        FRESHNESS_RULES_VARIABLE, default=None
+    ) not in (None, "", "[]")
     return MonitorSettings(
         namespaces=() if freshness_only else parse_namespaces(namespaces, where),
         thresholds=thresholds,

@@ -118,18 +118,20 @@ def read_side_by_side(hook, names):
         return list(pool.map(read, names))
 
 
-def private_repositories(hub, count):
+def signed_in_over_private_repositories(monkeypatch, hub, count=8):
+    """Return a hook that has logged in and listed ``count`` private repositories, and their names."""
     names = [f"secret-{index}" for index in range(count)]
     for name in names:
         hub.state.add_repository("acme", name, private=True)
         hub.state.add_build("acme", name, status=10)
-    return names
+    hook = make_hook(monkeypatch, hub, "alice", "dckr_pat_alice")
+    assert len(list(hook.list_repositories("acme"))) == count
+    assert len(paths(hub.state, "/v2/auth/token")) == 1
+    return hook, names
 
 
 def test_a_token_revoked_mid_cycle_is_renewed_once_for_every_thread(monkeypatch, hub):
-    names = private_repositories(hub, 8)
-    hook = make_hook(monkeypatch, hub, "alice", "dckr_pat_alice")
-    assert len(list(hook.list_repositories("acme"))) == 8
+    hook, names = signed_in_over_private_repositories(monkeypatch, hub)
 
     assert hub.state.revoke_tokens("alice") == 1
     results = read_side_by_side(hook, names)
@@ -139,9 +141,7 @@ def test_a_token_revoked_mid_cycle_is_renewed_once_for_every_thread(monkeypatch,
 
 
 def test_an_endpoint_refusing_a_fresh_token_costs_one_more_login_not_one_per_repository(monkeypatch, hub):
-    names = private_repositories(hub, 8)
-    hook = make_hook(monkeypatch, hub, "alice", "dckr_pat_alice")
-    list(hook.list_repositories("acme"))
+    hook, names = signed_in_over_private_repositories(monkeypatch, hub)
     hub.state.fail_next(100, 401, path_prefix="/v2/repositories/acme/secret-", body='{"detail": "no"}')
 
     results = read_side_by_side(hook, names)
@@ -151,9 +151,7 @@ def test_an_endpoint_refusing_a_fresh_token_costs_one_more_login_not_one_per_rep
 
 
 def test_credentials_rejected_on_renewal_stop_every_thread_without_another_login(monkeypatch, hub):
-    names = private_repositories(hub, 8)
-    hook = make_hook(monkeypatch, hub, "alice", "dckr_pat_alice")
-    list(hook.list_repositories("acme"))
+    hook, names = signed_in_over_private_repositories(monkeypatch, hub)
     hub.state.add_user("alice", "dckr_pat_rotated")
     hub.state.revoke_tokens("alice")
 
